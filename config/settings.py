@@ -1,0 +1,88 @@
+"""Settings: one frozen object built from the environment (``IDPHOTO_*``).
+
+Nothing connects at import time; the object is passed into ``create_app(settings)``, the Celery
+app factory and the CLI. ``Settings.from_env()`` is the only place that reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _default_models_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "idphoto" / "models"
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- models -------------------------------------------------------------------------------
+    models_dir: Path = Path("~/.cache/idphoto/models")
+    segment_model: str = "isnet-imgly-medium"  # or any rembg model name (u2net, birefnet-portrait)
+    device: str = "auto"  # auto | cpu | cuda
+    ort_threads: int = 0  # intra-op threads per model session; 0 = the process's share of cores
+    cuda_device_id: int = 0
+    cuda_mem_limit_mb: int = 0  # 0 = no limit
+    # --- input limits --------------------------------------------------------------------------
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    # --- storage -------------------------------------------------------------------------------
+    storage: str = "local"  # local | s3
+    storage_dir: Path = Path("var/storage")
+    s3_endpoint_url: str | None = None  # how the service reaches S3 (may be an internal name)
+    s3_public_endpoint_url: str | None = None  # host that presigned links name
+    s3_bucket: str = "idphoto"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    presign_expiry_s: int = 900
+    intermediate_expiry_days: int = 1
+    # --- queueing ------------------------------------------------------------------------------
+    broker_url: str | None = None  # None = embedded (in-process) mode
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    quorum_queues: bool = False
+    gpu_queue_max_depth: int = 200  # admission control: 503 above this
+    task_soft_time_limit_s: int = 120
+    task_time_limit_s: int = 180
+    worker_max_memory_mb: int = 1500
+    # --- web -----------------------------------------------------------------------------------
+    secret_key: str = "dev-insecure-change-me"
+    rate_limit: str = "60/minute"
+    public_url: str = "http://127.0.0.1:8000"
+    flower_user: str = "admin"
+    flower_password: str = "admin"
+    flower_url_prefix: str = "flower"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {"models_dir": _default_models_dir(env)}
+        for f in fields(cls):
+            key = "IDPHOTO_" + f.name.upper()
+            if key not in env:
+                continue
+            raw = env[key]
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = _bool(raw)
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, Path):
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw or None if default is None else raw
+        values.update(overrides)
+        settings = cls(**values)
+        return replace(settings, models_dir=Path(settings.models_dir).expanduser())
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url

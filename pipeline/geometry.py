@@ -1,0 +1,253 @@
+"""Geometry: where the head goes in the spec's frame, and the warp that puts it there.
+
+Measurements, in the region image levelled by the eye roll:
+- chin: the bottom of the BlazeFace box (within a few pixels of the chin on frontal portraits);
+- crown: the top of the matte (hair included) over the central columns of the face;
+- eye line: the midpoint of the two eye keypoints.
+
+The scale makes chin-to-crown the middle of the spec's head band; the vertical offset is chosen
+inside the intersection of every band the spec has (eye line, top margin), preferring the middle
+of the eye band. When the bands cannot all be met, other head heights inside the band are tried
+before failing with a reason. The photo never shows the head cut off at the top.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from config.specs import PhotoSpec
+from pipeline.errors import FaceTooSmall, HeadCutOff, SpecUnmet, TooClose
+from pipeline.types import Face
+
+MAX_UPSCALE = 3.0  # output px per original px beyond which detail is invented, not kept
+BOTTOM_REPLICATE_MAX = 0.08  # of H: how far the frame may run below a photo's bottom edge
+MIN_TOP_MARGIN = 0.02  # of H, when the spec sets none: hair never touches the top edge
+MIN_BELOW_CHIN = 0.06  # of H: some neck and shoulders below the chin
+
+
+@dataclass(frozen=True)
+class HeadMeasure:
+    crown_y: float
+    chin_y: float
+    eye_mid: tuple[float, float]
+    roll_deg: float  # the rotation applied (0 when not levelling)
+
+    @property
+    def head(self) -> float:
+        return self.chin_y - self.crown_y
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Output frame <- region image: p_region = eye_mid + R(roll) (p_out - anchor) / scale."""
+
+    width: int
+    height: int
+    scale: float  # output px per region px
+    anchor: tuple[float, float]  # where the eye midpoint lands in the output
+    roll_deg: float
+    eye_mid: tuple[float, float]
+    crown_y: float  # output px
+    chin_y: float  # output px
+    eye_y: float  # output px
+
+    def matrix(self) -> np.ndarray:
+        """2x3 affine matrix mapping OUTPUT pixel centres to REGION coordinates."""
+        t = math.radians(self.roll_deg)
+        c, s = math.cos(t), math.sin(t)
+        k = 1.0 / self.scale
+        ax, ay = self.anchor
+        ex, ey = self.eye_mid
+        # p_r = e + k * R (p_o - a), with R rotating the levelled frame back by +roll
+        a = np.array([[c * k, -s * k], [s * k, c * k]])
+        b = np.array([ex, ey]) - a @ np.array([ax, ay])
+        return np.hstack([a, b[:, None]])
+
+
+def _rotate_points(pts: np.ndarray, centre: tuple[float, float], deg: float) -> np.ndarray:
+    """Rotate points by -deg about centre (levels a line that sits at +deg)."""
+    t = math.radians(-deg)
+    c, s = math.cos(t), math.sin(t)
+    d = pts - np.asarray(centre)
+    return np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], 1) + np.asarray(centre)
+
+
+def measure_head(alpha: np.ndarray, face: Face, *, level: bool = True) -> HeadMeasure:
+    """Crown, chin and eye line in the levelled frame of the region image."""
+    roll = face.roll_deg if level else 0.0
+    eye_mid = face.eye_mid
+    h, w = alpha.shape
+    if abs(roll) > 0.05:
+        rot = cv2.getRotationMatrix2D(eye_mid, roll, 1.0)  # rotates content by -roll on screen
+        lev = cv2.warpAffine(alpha, rot, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    else:
+        lev = alpha
+    x0, y0, x1, y1 = face.box
+    corners = _rotate_points(np.array([[x0, y1], [x1, y1], [(x0 + x1) / 2, y1]]), eye_mid, roll)
+    chin_y = float(corners[2, 1])
+    # Central columns of the face: hair over the crown, not hats' brims or raised hands.
+    cx = eye_mid[0]
+    half = 0.3 * face.width
+    c0, c1 = max(0, int(cx - half)), min(w, int(cx + half) + 1)
+    cols = lev[: int(max(1, chin_y)), c0:c1] >= 0.5 * (255 if lev.dtype == np.uint8 else 1.0)
+    frac = cols.mean(axis=1) if cols.size else np.zeros(1)
+    rows = np.nonzero(frac >= 0.15)[0]
+    crown_y = float(rows[0]) if len(rows) else float(y0 - 0.6 * face.height)
+    return HeadMeasure(crown_y=crown_y, chin_y=chin_y, eye_mid=eye_mid, roll_deg=roll)
+
+
+def _interval(lo: float, hi: float) -> tuple[float, float]:
+    return (lo, hi)
+
+
+def place(
+    head: HeadMeasure,
+    spec: PhotoSpec,
+    *,
+    region_size: tuple[int, int],
+    region_touches: dict[str, bool],
+    px_per_original: float,
+    alpha: np.ndarray | None = None,
+) -> Placement:
+    """Choose scale and offset so the head meets every band of ``spec``.
+
+    ``region_touches`` says which region edges are the photo's own edges (top/bottom/left/right):
+    beyond those there is no photo, so the crop may not need the person there.
+    """
+    W, H = spec.width_px, spec.height_px
+    if head.head <= 1:
+        raise SpecUnmet("The head could not be measured.", reason="head_not_measured")
+    if region_touches.get("top") and head.crown_y <= 1.0:
+        raise HeadCutOff(
+            "The top of the head is cut off by the top edge of the photo; "
+            "leave some space above the hair."
+        )
+    eye_below_crown = head.eye_mid[1] - head.crown_y
+    lo, hi = spec.head
+    mid = (lo + hi) / 2
+    # Try the middle of the head band first, then walk outwards to its ends.
+    candidates = [mid] + [
+        f for k in range(1, 6) for f in (mid - (mid - lo) * k / 5, mid + (hi - mid) * k / 5)
+    ]
+    failure = None
+    for frac in candidates:
+        s = frac * H / head.head
+        t = _vertical_offset(spec, s, head.head, eye_below_crown)
+        if t is None:
+            failure = "bands"
+            continue
+        if s / px_per_original > MAX_UPSCALE:
+            raise FaceTooSmall(
+                f"The face is too small in this photo: it would have to be enlarged "
+                f"{s / px_per_original:.1f}x (at most {MAX_UPSCALE:.0f}x keeps it sharp). "
+                "Use a closer or higher-resolution photo.",
+                upscale=round(s / px_per_original, 2),
+            )
+        placement = Placement(
+            width=W,
+            height=H,
+            scale=s,
+            anchor=(W / 2.0, t + s * eye_below_crown),
+            roll_deg=head.roll_deg,
+            eye_mid=head.eye_mid,
+            crown_y=t,
+            chin_y=t + s * head.head,
+            eye_y=t + s * eye_below_crown,
+        )
+        _check_bottom(placement, head, region_size, region_touches, alpha)
+        return placement
+    raise SpecUnmet(
+        f"The spec {spec.id} cannot be met by this photo ({failure}).",
+        reason="geometry",
+    )
+
+
+def _vertical_offset(
+    spec: PhotoSpec, s: float, head_src: float, eye_below_crown: float
+) -> float | None:
+    """Crown y in the output (t) meeting every vertical band, or None."""
+    H = spec.height_px
+    head_out = s * head_src
+    eye_off = s * eye_below_crown
+    lo_t = MIN_TOP_MARGIN * H
+    hi_t = H - head_out - MIN_BELOW_CHIN * H
+    prefer = None
+    if spec.top_margin:
+        m_lo, m_hi = spec.top_margin
+        lo_t, hi_t = max(lo_t, m_lo * H), min(hi_t, m_hi * H)
+        prefer = (m_lo + m_hi) / 2 * H
+    if spec.eye:
+        e_lo, e_hi = spec.eye
+        lo_t = max(lo_t, H - e_hi * H - eye_off)
+        hi_t = min(hi_t, H - e_lo * H - eye_off)
+        prefer = H - (e_lo + e_hi) / 2 * H - eye_off
+    if prefer is None:
+        prefer = 0.4 * (H - head_out)
+    if lo_t > hi_t + 1e-6:
+        return None
+    return float(min(max(prefer, lo_t), hi_t))
+
+
+def _check_bottom(
+    p: Placement,
+    head: HeadMeasure,
+    region_size: tuple[int, int],
+    touches: dict[str, bool],
+    alpha: np.ndarray | None,
+) -> None:
+    """The frame may run past the photo's bottom edge only by a little (rows are replicated)."""
+    m = p.matrix()
+    bottom_src = max((m @ np.array([x, p.height, 1.0]))[1] for x in (0.0, p.width))
+    overrun = bottom_src - region_size[1]
+    if overrun <= 0 or not touches.get("bottom"):
+        return
+    if alpha is not None:
+        last = alpha[-1]
+        if (last >= (128 if alpha.dtype == np.uint8 else 0.5)).mean() < 0.02:
+            return  # the person ends above the bottom edge: the background simply continues
+    if overrun * p.scale > BOTTOM_REPLICATE_MAX * p.height:
+        raise TooClose(
+            "The photo is cropped too tightly below the chin for this spec: "
+            "step back or use a photo that shows the shoulders.",
+            missing_px=round(overrun * p.scale),
+        )
+
+
+def warp(matte: np.ndarray, p: Placement, *, pad_bottom: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Warp an RGBA uint8 matte into the output frame.
+
+    Returns (foreground RGB uint8, alpha float32 in [0,1]) at (H, W). Colour is warped
+    premultiplied so that transparent pixels do not bleed their colour into the edges.
+    Large reductions are done by area averaging first, then a cubic warp of the remainder.
+    """
+    rgba = matte
+    m = p.matrix()
+    if pad_bottom > 0:
+        rgba = cv2.copyMakeBorder(rgba, 0, pad_bottom, 0, 0, cv2.BORDER_REPLICATE)
+    pre_scale = 1.0
+    if p.scale < 0.66:
+        pre_scale = min(1.0, p.scale * 1.25)
+        small = (max(1, round(rgba.shape[1] * pre_scale)), max(1, round(rgba.shape[0] * pre_scale)))
+        pre_scale = small[0] / rgba.shape[1]
+        rgba = cv2.resize(rgba, small, interpolation=cv2.INTER_AREA)
+        # the region coordinates shrink by pre_scale as well: fold it into the matrix
+        m = m * pre_scale
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    pre = np.concatenate([rgba[..., :3].astype(np.float32) * a, a * 255.0], axis=2)
+    out = cv2.warpAffine(
+        pre,
+        m,
+        (p.width, p.height),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0, 0),
+    )
+    alpha = np.clip(out[..., 3] / 255.0, 0.0, 1.0)
+    safe = np.maximum(alpha, 1e-4)[..., None]
+    fg = np.clip(out[..., :3] / safe, 0, 255)
+    fg = np.where(alpha[..., None] > 1e-4, fg, 0).astype(np.uint8)
+    return fg, alpha.astype(np.float32)

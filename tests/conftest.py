@@ -1,0 +1,161 @@
+"""Shared pytest fixtures. Each section belongs to the package named in its header."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_REPO = Path(__file__).resolve().parents[1]
+
+# --- storage: a real S3 server (Ceph radosgw) and one store per backend ------------------------
+
+_RADOSGW = _REPO / "tools" / "radosgw-local.sh"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running radosgw. ``public_endpoint`` reaches the same server under another host name,
+    so tests can tell links signed for the public host from links signed for the internal one."""
+
+    endpoint: str
+    public_endpoint: str
+    access_key: str
+    secret_key: str
+    region: str
+    port: int
+    directory: Path
+    startup_s: float
+
+    def client(self, **config: Any) -> Any:
+        """A raw boto3 client for assertions the `BlobStore` interface does not offer."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                **config,
+            ),
+        )
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now (held open together, then freed)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One radosgw for the whole session, on free ports, stopped at the end.
+
+    Skipped only when radosgw is not installed (``make system-deps`` installs it); any failure to
+    start is a test error, with the daemon's log in the message.
+    """
+    if shutil.which("radosgw") is None:
+        pytest.skip(
+            "Ceph radosgw is not installed: run `make system-deps` "
+            "(apt-get install radosgw ceph-mon ceph-osd)"
+        )
+    directory = tmp_path_factory.mktemp("radosgw")
+    if len(str(directory)) > 70:  # ceph's admin socket paths must fit in 107 bytes
+        directory = Path(tempfile.mkdtemp(prefix="idphoto-rgw-"))
+    port, mon_port, mon_v1_port = free_ports(3)
+    access_key, secret_key = "IDPHOTOTESTACCESS", "idphoto-test-secret-" + uuid.uuid4().hex[:8]
+    env = {**os.environ, "S3_ACCESS_KEY": access_key, "S3_SECRET_KEY": secret_key}
+    start = ["bash", str(_RADOSGW), "start", str(directory), str(port), str(mon_port)]
+    start.append(str(mon_v1_port))
+    log = directory.parent / f"{directory.name}-start.log"
+    began = time.monotonic()
+    try:
+        # Output to a file, not a pipe: the daemons outlive the script.
+        with log.open("w") as out:
+            result = subprocess.run(
+                start, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False
+            )
+        if result.returncode != 0:
+            pytest.fail(f"radosgw failed to start:\n{log.read_text()}", pytrace=False)
+        yield S3Server(
+            endpoint=f"http://127.0.0.1:{port}",
+            public_endpoint=f"http://localhost:{port}",
+            access_key=access_key,
+            secret_key=secret_key,
+            region="us-east-1",
+            port=port,
+            directory=directory,
+            startup_s=time.monotonic() - began,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"radosgw did not start within 300 s:\n{log.read_text()}", pytrace=False)
+    finally:
+        with (directory.parent / f"{directory.name}-stop.log").open("w") as out:
+            subprocess.run(
+                ["bash", str(_RADOSGW), "stop", str(directory)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+            )
+
+
+@pytest.fixture
+def s3_store(s3_server: S3Server) -> Iterator[Any]:
+    """An `S3BlobStore` on a fresh bucket (created by ensure_ready, emptied and removed after).
+
+    Data goes to 127.0.0.1, links are signed for localhost: both name the same radosgw.
+    """
+    from storage.s3 import S3BlobStore
+
+    store = S3BlobStore(
+        endpoint_url=s3_server.endpoint,
+        public_endpoint_url=s3_server.public_endpoint,
+        bucket=f"test-{uuid.uuid4().hex[:12]}",
+        region=s3_server.region,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+    )
+    store.ensure_ready()
+    yield store
+    client = s3_server.client()
+    for key in store.list(""):
+        store.delete(key)
+    client.delete_bucket(Bucket=store.bucket)
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> Any:
+    """A `LocalBlobStore` in a temporary directory, with links for http://testserver."""
+    from storage.local import LocalBlobStore
+
+    store = LocalBlobStore(
+        tmp_path / "storage", secret_key="test-secret-key", public_url="http://testserver"
+    )
+    store.ensure_ready()
+    return store

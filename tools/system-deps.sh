@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test-suite needs, only when missing (idempotent, as root).
+set -euo pipefail
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v radosgw >/dev/null || need+=(radosgw ceph-mon ceph-osd)
+command -v npm >/dev/null || need+=(npm)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
