@@ -210,7 +210,9 @@ def _weighted_nms(
         faces.append(
             Face(
                 box=tuple(float(v) for v in box),  # type: ignore[arg-type]
-                keypoints={n: (float(kp[k, 0]), float(kp[k, 1])) for k, n in enumerate(KEYPOINT_NAMES)},
+                keypoints={
+                    n: (float(kp[k, 0]), float(kp[k, 1])) for k, n in enumerate(KEYPOINT_NAMES)
+                },
                 score=float(scores[i]),
             )
         )

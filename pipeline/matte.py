@@ -80,7 +80,9 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     from pymatting import estimate_foreground_ml
 
     img = rgb.astype(np.float64) / 255.0
-    fg = estimate_foreground_ml(img, alpha.astype(np.float64), n_big_iterations=2, n_small_iterations=1)
+    fg = estimate_foreground_ml(
+        img, alpha.astype(np.float64), n_big_iterations=2, n_small_iterations=1
+    )
     fg = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
     # Where the photo is certainly foreground, keep its exact pixels.
     sure = alpha >= 0.999

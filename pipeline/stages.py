@@ -1,0 +1,159 @@
+"""The stage functions every front end runs: the CLI in process, and the Celery tasks one each.
+
+analyse(data)              decode + detect, choose the face-centred region  (cheap, fails fast)
+load_region(data, a)       the region image again, exactly (for a worker that only has keys)
+segment(region, model)     coarse person mask                                 (the GPU stage)
+refine(region, coarse)     matte: foreground colour + refined alpha, RGBA     (cached per input)
+compose(matte, a, spec, bg) the photo, the cut-out and the compliance report  (per request)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from config.specs import PhotoSpec
+from pipeline import geometry, matte
+from pipeline.composite import Background, composite, parse_background
+from pipeline.decode import decode
+from pipeline.detect import FaceDetector
+from pipeline.encode import Encoded, encode, encode_png
+from pipeline.report import build_report
+from pipeline.segment import Segmenter
+from pipeline.types import Analysis
+
+WORK_MAX_SIDE = 2560  # decode size for detection and cropping (JPEG draft keeps this cheap)
+REGION_MAX_SIDE = 1400  # the region is resized to at most this: the matte's resolution
+# Region around the face, in face-box heights: wide enough for every spec's frame (head down to
+# ~45 % of the height), so one matte serves every spec and background.
+REGION_SIDE = 2.0
+REGION_ABOVE = 1.6
+REGION_BELOW = 2.6
+
+
+@dataclass(frozen=True)
+class Composition:
+    photo: Encoded
+    cutout: Encoded
+    report: dict[str, Any]
+    image: Image.Image  # the photo before encoding (RGB, or RGBA when transparent)
+
+
+def analyse(
+    data: bytes, detector: FaceDetector, *, max_pixels: int = 50_000_000
+) -> tuple[Analysis, np.ndarray]:
+    """Decode and find the one face; return the analysis and the region image (RGB uint8)."""
+    decoded = decode(data, max_pixels=max_pixels, max_side=WORK_MAX_SIDE)
+    rgb = np.asarray(decoded.image)
+    face, count = detector.detect(rgb)
+    h, w = rgb.shape[:2]
+    fh = face.height
+    cx = face.eye_mid[0]
+    x0 = max(0, int(math.floor(cx - REGION_SIDE * fh)))
+    x1 = min(w, int(math.ceil(cx + REGION_SIDE * fh)))
+    y0 = max(0, int(math.floor(face.box[1] - REGION_ABOVE * fh)))
+    y1 = min(h, int(math.ceil(face.box[3] + REGION_BELOW * fh)))
+    scale = min(1.0, REGION_MAX_SIDE / max(x1 - x0, y1 - y0))
+    analysis = Analysis(
+        original_size=decoded.original_size,
+        work_size=(w, h),
+        max_side=WORK_MAX_SIDE,
+        region=(x0, y0, x1, y1),
+        region_scale=scale,
+        face=face.mapped(1.0, -x0, -y0).mapped(scale),
+        face_count=count,
+        format=decoded.format,
+        extra={"touches": {"top": y0 == 0, "bottom": y1 == h, "left": x0 == 0, "right": x1 == w}},
+    )
+    return analysis, _crop(rgb, analysis)
+
+
+def _crop(rgb: np.ndarray, a: Analysis) -> np.ndarray:
+    x0, y0, x1, y1 = a.region
+    crop = rgb[y0:y1, x0:x1]
+    if a.region_scale < 1.0:
+        crop = cv2.resize(crop, a.region_size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop)
+
+
+def load_region(data: bytes, analysis: Analysis, *, max_pixels: int = 50_000_000) -> np.ndarray:
+    """The region image of ``analysis`` from the original bytes (deterministic)."""
+    decoded = decode(data, max_pixels=max_pixels, max_side=analysis.max_side)
+    return _crop(np.asarray(decoded.image), analysis)
+
+
+def segment(region: np.ndarray, segmenter: Segmenter) -> np.ndarray:
+    """Coarse person mask, uint8 at the region's size."""
+    return (np.clip(segmenter.mask(region), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def refine(region: np.ndarray, coarse: np.ndarray) -> Image.Image:
+    """The matte (RGBA: foreground colour + alpha) at the region's size."""
+    return matte.refine(region, coarse.astype(np.float32) / 255.0)
+
+
+def compose(
+    matte_rgba: Image.Image | np.ndarray,
+    analysis: Analysis,
+    spec: PhotoSpec,
+    background: str | Background,
+    *,
+    level: bool = True,
+) -> Composition:
+    """Place, warp, composite and encode for one spec and background."""
+    bg = parse_background(background) if isinstance(background, str) else background
+    rgba = np.asarray(
+        matte_rgba.convert("RGBA") if isinstance(matte_rgba, Image.Image) else matte_rgba
+    )
+    alpha = rgba[..., 3]
+    touches = analysis.extra.get("touches", {})
+    head = geometry.measure_head(alpha, analysis.face, level=level)
+    place = geometry.place(
+        head,
+        spec,
+        region_size=(rgba.shape[1], rgba.shape[0]),
+        region_touches=touches,
+        px_per_original=analysis.px_per_original,
+        alpha=alpha,
+    )
+    pad = 0
+    if touches.get("bottom"):
+        pad = int(math.ceil(geometry.BOTTOM_REPLICATE_MAX * spec.height_px / place.scale)) + 2
+    fg, a = geometry.warp(rgba, place, pad_bottom=pad)
+    image = composite(fg, a, bg)
+    photo = encode(image, spec)
+    cutout = encode_png(composite(fg, a, Background.transparent()), spec.dpi)
+    residual = (analysis.face.roll_deg - place.roll_deg) if level else analysis.face.roll_deg
+    report = build_report(
+        spec,
+        place,
+        photo,
+        bg,
+        face_count=analysis.face_count,
+        residual_roll_deg=residual,
+        eye_distance_px=analysis.face.eye_distance * place.scale,
+        upscale=place.scale / analysis.px_per_original,
+    )
+    return Composition(photo=photo, cutout=cutout, report=report, image=image)
+
+
+def make_photo(
+    data: bytes,
+    spec: PhotoSpec,
+    background: str | Background,
+    detector: FaceDetector,
+    segmenter: Segmenter,
+    *,
+    level: bool = True,
+    max_pixels: int = 50_000_000,
+) -> tuple[Composition, Image.Image, Analysis]:
+    """The whole pipeline in process: returns the composition, the matte and the analysis."""
+    analysis, region = analyse(data, detector, max_pixels=max_pixels)
+    coarse = segment(region, segmenter)
+    matte_rgba = refine(region, coarse)
+    return compose(matte_rgba, analysis, spec, background, level=level), matte_rgba, analysis
