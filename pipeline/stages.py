@@ -22,9 +22,10 @@ from pipeline import geometry, matte
 from pipeline.composite import Background, composite, parse_background
 from pipeline.decode import decode
 from pipeline.detect import FaceDetector
-from pipeline.encode import Encoded, encode, encode_png
+from pipeline.encode import SUBSAMPLING_444, Encoded, encode, encode_jpeg, encode_png
 from pipeline.report import build_report
 from pipeline.segment import Segmenter
+from pipeline.sheet import make_sheet, photo_print_mm
 from pipeline.types import Analysis
 
 WORK_MAX_SIDE = 2560  # decode size for detection and cropping (JPEG draft keeps this cheap)
@@ -42,6 +43,8 @@ class Composition:
     cutout: Encoded
     report: dict[str, Any]
     image: Image.Image  # the photo before encoding (RGB, or RGBA when transparent)
+    sheet: Encoded | None = None  # print sheet (JPEG at 300 dpi), when asked for
+    sheet_info: dict[str, Any] | None = None
 
 
 def analyse(
@@ -104,8 +107,10 @@ def compose(
     background: str | Background,
     *,
     level: bool = True,
+    sheet: str | None = "4x6",
+    zero_margin: bool = False,
 ) -> Composition:
-    """Place, warp, composite and encode for one spec and background."""
+    """Place, warp, composite and encode for one spec and background (and a print sheet)."""
     bg = parse_background(background) if isinstance(background, str) else background
     rgba = np.asarray(
         matte_rgba.convert("RGBA") if isinstance(matte_rgba, Image.Image) else matte_rgba
@@ -139,7 +144,31 @@ def compose(
         eye_distance_px=analysis.face.eye_distance * place.scale,
         upscale=place.scale / analysis.px_per_original,
     )
-    return Composition(photo=photo, cutout=cutout, report=report, image=image)
+    sheet_enc, sheet_info = None, None
+    if sheet:
+        flat = image if image.mode == "RGB" else composite(fg, a, parse_background("white"))
+        size_mm = photo_print_mm(spec.width_px, spec.height_px, spec.dpi, spec.size_mm)
+        laid = make_sheet(flat, size_mm, sheet, zero_margin=zero_margin)
+        sheet_enc = encode_jpeg(laid.image, laid.dpi, 92, subsampling=SUBSAMPLING_444)
+        sheet_info = {
+            "sheet": laid.sheet,
+            "copies": laid.copies,
+            "columns": laid.columns,
+            "rows": laid.rows,
+            "width_px": laid.image.width,
+            "height_px": laid.image.height,
+            "dpi": laid.dpi,
+            "zero_margin": zero_margin,
+        }
+        report["sheet"] = sheet_info
+    return Composition(
+        photo=photo,
+        cutout=cutout,
+        report=report,
+        image=image,
+        sheet=sheet_enc,
+        sheet_info=sheet_info,
+    )
 
 
 def make_photo(
