@@ -1,14 +1,103 @@
-"""The ``idphoto`` command: the embedded default (in-process pipeline, local files)."""
+"""The ``idphoto`` command: the embedded default (in-process pipeline, local files).
+
+    idphoto make INPUT... --spec ID [--spec ID ...] [--background COLOUR] [--out DIR]
+    idphoto specs [--json]
+    idphoto models fetch
+
+Exit codes (``make``): 0 every photo written and compliant; 1 an unexpected error (a bug: one
+line, the traceback with ``--debug``); 2 a usage error or bad parameter (unknown spec, colour);
+3 an input could not be used (missing, not an image, too large, too small); 4 the face or
+framing rules it out (no face, several faces, face too small, head cut off, too close);
+5 a spec limit cannot be met (file size window, bands) or a written photo misses one.
+When inputs fail for different reasons the highest of 3, 4 and 5 wins; 1 wins over all.
+
+Subcommands are registered in ``SUBCOMMANDS``: each entry adds its parser and sets ``func``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import sys
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
+from pipeline.errors import (
+    BadParameter,
+    FaceError,
+    IdPhotoError,
+    InputError,
+    SpecUnmet,
+)
+
+if TYPE_CHECKING:
+    from config.specs import PhotoSpec
+    from pipeline.composite import Background
+    from pipeline.detect import FaceDetector
+    from pipeline.segment import Segmenter
 
 EXIT_OK = 0
+EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_FACE = 4
+EXIT_SPEC = 5
+
+# Files a folder argument expands to (by name; the decoder sniffs the real format).
+EXIT_CODES_HELP = (__doc__ or "").split("\n\n")[2]
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp", ".gif"}
+)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The process exit code an error maps to (see the module docstring)."""
+    if isinstance(exc, InputError):
+        return EXIT_INPUT
+    if isinstance(exc, FaceError):
+        return EXIT_FACE
+    if isinstance(exc, SpecUnmet):
+        return EXIT_SPEC
+    if isinstance(exc, BadParameter):
+        return EXIT_USAGE
+    return EXIT_UNEXPECTED
+
+
+def _worst(codes: Iterable[int]) -> int:
+    """One exit code for several failures: 1 (a bug) first, then the highest."""
+    codes = [c for c in codes if c != EXIT_OK]
+    if not codes:
+        return EXIT_OK
+    if EXIT_UNEXPECTED in codes:
+        return EXIT_UNEXPECTED
+    return max(codes)
+
+
+def _emit(line: str, *, err: bool = False) -> None:
+    """Print a line without tearing a progress bar (tqdm.write works with or without one)."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr if err else sys.stdout)
+
+
+def _threads(settings: Settings) -> int:
+    if settings.ort_threads > 0:
+        return settings.ort_threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# --- models fetch ----------------------------------------------------------------------------
 
 
 def _cmd_models_fetch(args: argparse.Namespace, settings: Settings) -> int:
@@ -18,27 +107,486 @@ def _cmd_models_fetch(args: argparse.Namespace, settings: Settings) -> int:
         paths = fetch(settings.models_dir)
     except ModelFetchError as exc:
         print(f"error: models: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_UNEXPECTED
     for name, path in paths.items():
         print(f"{name}\t{path}")
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="idphoto", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    models = sub.add_parser("models", help="manage the model files")
+def _add_models_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    models = sub.add_parser("models", help="manage the model files", parents=[common])
     msub = models.add_subparsers(dest="models_command", required=True)
-    fetch = msub.add_parser("fetch", help="fetch and checksum the models (idempotent)")
+    fetch = msub.add_parser(
+        "fetch", help="fetch and checksum the models (idempotent)", parents=[common]
+    )
     fetch.set_defaults(func=_cmd_models_fetch)
+
+
+# --- specs -----------------------------------------------------------------------------------
+
+
+def _pct(band: tuple[float, float] | None) -> str:
+    return f"{band[0] * 100:.1f}-{band[1] * 100:.1f} %" if band else "-"
+
+
+def _kb_window(spec: PhotoSpec) -> str:
+    if spec.kb is None:
+        return "-"
+    lo, hi = spec.kb
+    if lo and hi:
+        return f"{lo}-{hi} KB"
+    return f">= {lo} KB" if lo else f"<= {hi} KB"
+
+
+def _cmd_specs(args: argparse.Namespace, settings: Settings) -> int:
+    from config.catalogue import COUNTRY_NAMES, list_specs
+
+    groups: dict[str, list[PhotoSpec]] = {}
+    for spec in list_specs():
+        groups.setdefault(spec.country, []).append(spec)
+    if args.json:
+        countries = [
+            {
+                "code": code,
+                "name": COUNTRY_NAMES.get(code, code),
+                "specs": [s.to_dict() for s in specs],
+            }
+            for code, specs in groups.items()
+        ]
+        print(json.dumps({"countries": countries}, indent=2))
+        return EXIT_OK
+    for code, specs in groups.items():
+        print(f"{COUNTRY_NAMES.get(code, code)} ({code})")
+        for s in specs:
+            mm = f"{s.width_mm:g}x{s.height_mm:g} mm" if s.size_mm else "digital"
+            px = f"{s.width_px}x{s.height_px} px @ {s.dpi} dpi"
+            if s.height_px_range:
+                px += f" (height {s.height_px_range[0]}-{s.height_px_range[1]})"
+            print(f"  {s.id:<22} {s.name}")
+            print(
+                f"  {'':<22} {mm:<10} {px:<40} head {_pct(s.head):<13} eye {_pct(s.eye):<13} "
+                f"KB {_kb_window(s):<10} bg {', '.join(s.backgrounds)}"
+            )
+        print()
+    return EXIT_OK
+
+
+def _add_specs_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("specs", help="list the photo specifications", parents=[common])
+    p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    p.set_defaults(func=_cmd_specs)
+
+
+# --- make ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Input:
+    """One photo to process: the path as the user named it, or why it cannot be read."""
+
+    label: str
+    path: Path | None
+    problem: tuple[str, str] | None = None  # (code, message) when it cannot be read at all
+
+
+@dataclass
+class Outcome:
+    label: str
+    spec: str | None
+    status: str  # "ok" | "unmet" (written, a report check failed) | "failed"
+    code: str = ""
+    message: str = ""
+    exit_code: int = EXIT_OK
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def collect_inputs(names: Iterable[str]) -> list[Input]:
+    """Files as given; folders expand to the image files directly inside them, sorted."""
+    out: list[Input] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not files:
+                out.append(Input(name, None, ("no_images", "the folder holds no image files")))
+            out.extend(Input(str(p), p) for p in files)
+        elif path.is_file():
+            out.append(Input(name, path))
+        elif path.exists():
+            out.append(Input(name, None, ("unsupported_image", "not a regular file")))
+        else:
+            out.append(Input(name, None, ("not_found", "no such file")))
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "spec"
+
+
+def _require_models(settings: Settings, model: str) -> None:
+    from config.models import ARTEFACTS
+
+    names = ["blazeface-front-128", "blazeface-back-256"]
+    if model in ARTEFACTS:
+        names.append(model)
+    missing = [
+        ARTEFACTS[n].filename
+        for n in names
+        if not (settings.models_dir / ARTEFACTS[n].filename).is_file()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"models missing in {settings.models_dir}: {', '.join(missing)}; "
+            "run `idphoto models fetch`"
+        )
+
+
+class _Models:
+    """The detector now, the segmenter on first use (a run of bad inputs never loads it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from pipeline.detect import FaceDetector
+
+        _require_models(settings, settings.segment_model)
+        self.settings = settings
+        self.threads = _threads(settings)
+        self.detector: FaceDetector = FaceDetector.from_dir(
+            settings.models_dir, threads=self.threads
+        )
+        self._segmenter: Segmenter | None = None
+
+    @property
+    def segmenter(self) -> Segmenter:
+        if self._segmenter is None:
+            from pipeline.segment import load_segmenter
+
+            s = self.settings
+            self._segmenter = load_segmenter(
+                s.segment_model,
+                models_dir=s.models_dir,
+                device=s.device,
+                threads=self.threads,
+                cuda_device_id=s.cuda_device_id,
+                cuda_mem_limit_mb=s.cuda_mem_limit_mb,
+            )
+        return self._segmenter
+
+
+def _fmt_band(band: tuple[float, float] | None) -> str:
+    return f"  [spec {band[0]:.3f}-{band[1]:.3f}]" if band else ""
+
+
+def _fmt_mm(value: float | None) -> str:
+    return f" = {value:.1f} mm" if value is not None else ""
+
+
+def _fmt_check(c: dict[str, Any]) -> str:
+    unit = f" {c['unit']}" if c.get("unit") and c["unit"] != "fraction" else ""
+    return f"{c['check']} = {c['value']}{unit} (limit {c['limit']}{unit})"
+
+
+def human_report(label: str, spec: PhotoSpec, report: dict[str, Any], photo_path: str) -> str:
+    """The per-photo text the CLI prints: measures beside the spec's bands, and misses."""
+    m = report["measures"]
+    size = f"{m['width_px']} x {m['height_px']} px @ {m['dpi']} dpi, {m['bytes']:,} bytes"
+    size += f" ({m['format']}{' q' + str(m['quality']) if m.get('quality') else ''})"
+    lines = [
+        f"{label} -> {photo_path}  [{spec.id}: {spec.name}]",
+        f"  size      {size}",
+        f"  crown     y = {m['crown_y_px']:.1f} px",
+        f"  chin      y = {m['chin_y_px']:.1f} px",
+        f"  eyes      y = {m['eye_y_px']:.1f} px",
+        f"  head      {m['head_height_px']:.1f} px = {m['head_height_fraction']:.3f} H"
+        f"{_fmt_mm(m.get('head_height_mm'))}{_fmt_band(spec.head)}",
+        f"  eye line  {m['eye_line_from_bottom_px']:.1f} px = "
+        f"{m['eye_line_from_bottom_fraction']:.3f} H{_fmt_mm(m.get('eye_line_from_bottom_mm'))}"
+        f" from the bottom{_fmt_band(spec.eye)}",
+        f"  roll      {m['roll_deg']:.1f} deg, upscale {m['upscale']:.2f}x, "
+        f"background {m['background']}",
+    ]
+    missed = [c for c in report["checks"] if not c["pass"]]
+    if missed:
+        lines.append("  MISSED    " + "; ".join(_fmt_check(c) for c in missed))
+    else:
+        lines.append("  verdict   pass")
+    return "\n".join(lines)
+
+
+def _compose(matte: Any, analysis: Any, spec: PhotoSpec, bg: Background, level: bool) -> Any:
+    import inspect
+
+    from pipeline import stages
+
+    kwargs: dict[str, Any] = {"level": level}
+    if "sheet" in inspect.signature(stages.compose).parameters:
+        kwargs["sheet"] = None  # print sheets are not part of ``make`` (yet)
+    return stages.compose(matte, analysis, spec, bg, **kwargs)
+
+
+def _process(
+    item: Input,
+    specs: list[PhotoSpec],
+    background: Background | None,
+    models: _Models,
+    args: argparse.Namespace,
+    stems: dict[str, str],
+) -> list[Outcome]:
+    """Every spec for one input; one Outcome per spec (or one for an unusable input)."""
+    from pipeline import stages
+    from pipeline.composite import parse_background
+
+    assert item.path is not None
+    data = item.path.read_bytes()
+    analysis, region = stages.analyse(data, models.detector, max_pixels=models.settings.max_pixels)
+    matte = stages.refine(region, stages.segment(region, models.segmenter))
+
+    stem = item.path.stem
+    n = 2
+    while stems.setdefault(stem, item.label) != item.label:  # two inputs named alike
+        stem = f"{item.path.stem}-{n}"
+        n += 1
+    out_dir: Path = args.out
+    outcomes: list[Outcome] = []
+    for spec in specs:
+        try:
+            bg = background or parse_background(spec.default_background)
+            comp = _compose(matte, analysis, spec, bg, not args.no_level)
+        except IdPhotoError as exc:
+            outcomes.append(_failure(item.label, spec.id if len(specs) > 1 else None, exc))
+            continue
+        base = f"{stem}-{_slug(spec.id)}"
+        ext = "png" if comp.photo.format == "png" else "jpg"
+        files = {
+            "photo": str(out_dir / f"{base}.{ext}"),
+            "cutout": str(out_dir / f"{base}-cutout.png"),
+            "report": str(out_dir / f"{base}-report.json"),
+        }
+        Path(files["photo"]).write_bytes(comp.photo.data)
+        Path(files["cutout"]).write_bytes(comp.cutout.data)
+        record = {"input": item.label, "files": files, **comp.report}
+        Path(files["report"]).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        ok = comp.report["verdict"] == "pass"
+        outcome = Outcome(
+            item.label,
+            spec.id,
+            "ok" if ok else "unmet",
+            "" if ok else "spec_unmet",
+            "" if ok else "missed: " + ", ".join(comp.report["failed"]),
+            EXIT_OK if ok else EXIT_SPEC,
+            files,
+        )
+        outcomes.append(outcome)
+        if args.json:
+            _emit(json.dumps({"input": item.label, "ok": ok, "files": files, **comp.report}))
+        else:
+            _emit(human_report(item.label, spec, comp.report, files["photo"]))
+    return outcomes
+
+
+def _failure(label: str, spec_id: str | None, exc: IdPhotoError) -> Outcome:
+    message = f"[{spec_id}] {exc.message}" if spec_id else exc.message
+    return Outcome(label, spec_id, "failed", exc.code, message, exit_code_for(exc))
+
+
+def _report_failure(outcome: Outcome, args: argparse.Namespace, details: Any = None) -> None:
+    _emit(f"error: {outcome.label}: {outcome.code}: {outcome.message}", err=True)
+    if args.json:
+        record = {
+            "input": outcome.label,
+            "ok": False,
+            "spec": outcome.spec,
+            "error": outcome.code,
+            "message": outcome.message,
+            "details": details or {},
+        }
+        _emit(json.dumps(record, default=str))
+
+
+def _summary(outcomes: list[Outcome]) -> str:
+    ok = sum(o.status == "ok" for o in outcomes)
+    unmet = [o for o in outcomes if o.status == "unmet"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    parts = [f"{ok} ok"]
+    if unmet:
+        parts.append(f"{len(unmet)} written but missing spec limits")
+    reasons = Counter(o.code for o in failed)
+    why = ", ".join(f"{code} x{n}" for code, n in sorted(reasons.items()))
+    parts.append(f"{len(failed)} failed" + (f" ({why})" if why else ""))
+    return "summary: " + ", ".join(parts)
+
+
+def _cmd_make(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from config.catalogue import parse_spec_arg
+    from pipeline.composite import parse_background
+
+    # Parameters first: a typo costs no model loading.
+    specs = []
+    for text in args.spec:
+        spec = parse_spec_arg(text)
+        if args.format:
+            spec = replace(spec, format="png" if args.format == "png" else "jpeg")
+        specs.append(spec)
+    background = parse_background(args.background) if args.background else None
+    items = collect_inputs(args.inputs)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: --out: bad_parameter: cannot create {args.out}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        models = _Models(settings)
+    except FileNotFoundError as exc:
+        print(f"error: models: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    outcomes: list[Outcome] = []
+    stems: dict[str, str] = {}
+    bar = tqdm(
+        items,
+        desc="idphoto",
+        unit="photo",
+        file=sys.stderr,
+        disable=len(items) <= 1 or args.quiet,
+        leave=False,
+    )
+    for item in bar:
+        if item.problem is not None:
+            code, message = item.problem
+            outcome = Outcome(item.label, None, "failed", code, message, EXIT_INPUT)
+            _report_failure(outcome, args)
+            outcomes.append(outcome)
+            continue
+        try:
+            done = _process(item, specs, background, models, args, stems)
+        except IdPhotoError as exc:
+            outcome = _failure(item.label, None, exc)
+            _report_failure(outcome, args, exc.details)
+            outcomes.append(outcome)
+            continue
+        except OSError as exc:  # unreadable (permissions, I/O error) or unwritable output
+            outcome = Outcome(item.label, None, "failed", "unreadable", str(exc), EXIT_INPUT)
+            if args.debug:
+                traceback.print_exc()
+            _report_failure(outcome, args)
+            outcomes.append(outcome)
+            continue
+        except Exception as exc:  # a bug: keep going with the next photo
+            if args.debug:
+                traceback.print_exc()
+            text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            outcome = Outcome(item.label, None, "failed", "unexpected", text, EXIT_UNEXPECTED)
+            _report_failure(outcome, args)
+            outcomes.append(outcome)
+            continue
+        for outcome in done:
+            if outcome.status == "failed":
+                _report_failure(outcome, args)
+        outcomes.extend(done)
+    bar.close()
+    if not args.quiet:
+        print(_summary(outcomes), file=sys.stderr)
+    return _worst(o.exit_code for o in outcomes)
+
+
+def _add_make_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "make",
+        help="make ID photos from portraits",
+        description="Make ID photos: <stem>-<spec>.jpg|png, <stem>-<spec>-cutout.png and "
+        "<stem>-<spec>-report.json per input and spec.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo files or folders of photos")
+    p.add_argument(
+        "--spec",
+        action="append",
+        required=True,
+        metavar="ID",
+        help="spec id, alias or custom:... form (repeat for several); see `idphoto specs`",
+    )
+    p.add_argument(
+        "--background",
+        "--bg",
+        metavar="COLOUR",
+        help="name, #hex, gradient:<top>,<bottom> or transparent (default: the spec's)",
+    )
+    p.add_argument("--out", "-o", type=Path, default=Path("."), metavar="DIR", help="output folder")
+    p.add_argument("--format", choices=("jpg", "png"), help="force the photo's file format")
+    p.add_argument("--json", action="store_true", help="one JSON object per photo (JSON lines)")
+    p.add_argument("--no-level", action="store_true", help="do not level the eye line")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=_cmd_make)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+# Each adds one subcommand to the parser (``idphoto worker`` goes here too).
+SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    _add_make_parser,
+    _add_specs_parser,
+    _add_models_parser,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --debug is accepted before or after the subcommand; SUPPRESS keeps a subparser's default
+    # from overwriting a value given at the top.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    parser = argparse.ArgumentParser(
+        prog="idphoto",
+        description="Official ID photos from ordinary portraits.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    return args.func(args, settings)
+    args.debug = getattr(args, "debug", False)
+    try:
+        settings = Settings.from_env()
+    except (TypeError, ValueError) as exc:
+        print(f"error: settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args, settings))
+    except IdPhotoError as exc:  # a bad parameter, before any input was touched
+        where = {"unknown_spec": "--spec"}.get(exc.code, str(exc.details.get("parameter", "")))
+        prefix = f"{where}: " if where else ""
+        print(f"error: {prefix}{exc.code}: {exc.message}", file=sys.stderr)
+        if exc.code == "unknown_spec":
+            print("hint: `idphoto specs` lists every spec id", file=sys.stderr)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `idphoto specs | head`: the reader left, nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"error: {text}{hint}", file=sys.stderr)
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

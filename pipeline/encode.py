@@ -100,12 +100,19 @@ def encode_jpeg(
     return Encoded(buf.getvalue(), "jpeg", rgb.width, rgb.height, int(quality), dpi)
 
 
-def encode_png(image: Image.Image, dpi: int) -> Encoded:
-    """Optimised PNG (RGB, or RGBA when ``image`` has alpha) with a pHYs of ``dpi``, no text."""
+def encode_png(image: Image.Image, dpi: int, *, optimize: bool = True) -> Encoded:
+    """PNG (RGB, or RGBA when ``image`` has alpha) with a pHYs of ``dpi``, no text.
+
+    ``optimize=False`` uses zlib level 6 without Pillow's extra passes: about 5x faster for a
+    slightly (~10 %) larger file, the right trade for cut-outs made on every re-compose.
+    """
     mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or _has_transparency(image) else "RGB"
     clean = _clean(image, mode)
     buf = io.BytesIO()
-    clean.save(buf, "PNG", optimize=True, dpi=(dpi, dpi))
+    if optimize:
+        clean.save(buf, "PNG", optimize=True, dpi=(dpi, dpi))
+    else:
+        clean.save(buf, "PNG", compress_level=6, dpi=(dpi, dpi))
     return Encoded(buf.getvalue(), "png", clean.width, clean.height, None, dpi)
 
 

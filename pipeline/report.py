@@ -76,7 +76,13 @@ def build_report(
     checks = [
         _check("width_px", encoded.width, spec.width_px, encoded.width == spec.width_px, "px")
         if spec.height_px_range is None
-        else _check("height_px", encoded.height, list(spec.height_px_range), True, "px"),
+        else _check(
+            "height_px",
+            encoded.height,
+            list(spec.height_px_range),
+            spec.height_px_range[0] <= encoded.height <= spec.height_px_range[1],
+            "px",
+        ),
         _check("dpi", encoded.dpi, spec.dpi, meta.get("dpi") in (spec.dpi, (spec.dpi, spec.dpi))),
         _band("head_height", head_px / H, spec.head),
         _band("eye_line_from_bottom", (H - eye) / H, spec.eye),

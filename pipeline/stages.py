@@ -132,7 +132,7 @@ def compose(
     fg, a = geometry.warp(rgba, place, pad_bottom=pad)
     image = composite(fg, a, bg)
     photo = encode(image, spec)
-    cutout = encode_png(composite(fg, a, Background.transparent()), spec.dpi)
+    cutout = encode_png(composite(fg, a, Background.transparent()), spec.dpi, optimize=False)
     residual = (analysis.face.roll_deg - place.roll_deg) if level else analysis.face.roll_deg
     report = build_report(
         spec,
