@@ -53,13 +53,26 @@ class Settings:
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 180
     worker_max_memory_mb: int = 1500
+    worker_proc_alive_timeout_s: int = 120  # a pool child may take this long to load its models
+    max_redeliveries: int = 2  # a stage redelivered more often (it kills workers) fails the job
+    task_max_retries: int = 5  # retries of a stage on transient storage errors
+    task_retry_backoff_s: int = 2  # first retry delay; doubles each time (with jitter)
+    task_retry_backoff_max_s: int = 60
+    task_always_eager: bool = False  # run the chain in the calling process (CLI single-process)
+    job_store: str = "auto"  # auto | redis | file (auto: redis with a broker, file when embedded)
+    job_key_prefix: str = "idphoto"  # namespace of job records in Redis
+    job_ttl_s: int = 7 * 24 * 3600  # job records expire this long after their last update
     # --- web -----------------------------------------------------------------------------------
     secret_key: str = "dev-insecure-change-me"
-    rate_limit: str = "60/minute"
+    rate_limit: str = "60/minute"  # per client, on job submission/recompose/delete; "" = off
+    rate_limit_key_prefix: str = "idphoto"  # namespace of the limiter's counters in Redis
+    trusted_proxy_hops: int = 0  # reverse proxies in front of the web app (X-Forwarded-*)
+    log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
     flower_user: str = "admin"
     flower_password: str = "admin"
     flower_url_prefix: str = "flower"
+    flower_port: int = 5555
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

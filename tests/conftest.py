@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -159,3 +160,155 @@ def local_store(tmp_path: Path) -> Any:
     )
     store.ensure_ready()
     return store
+
+
+# --- tasks: a private RabbitMQ vhost, Redis, real Celery worker processes ----------------------
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[Any]:
+    """``rabbitmq_vhost() -> broker URL``: a fresh vhost on the local RabbitMQ (guest/guest) per
+    call, all deleted at the end, so leftover messages and queues of other runs (or of other
+    tests' workers) never meet a test's workers."""
+    if shutil.which("rabbitmqctl") is None or not _reachable(5672):
+        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672: run tools/services.sh")
+    created: list[str] = []
+
+    def make() -> str:
+        vhost = f"idphoto-test-{uuid.uuid4().hex[:10]}"
+        _rabbitmqctl("add_vhost", vhost)
+        created.append(vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+    try:
+        yield make
+    finally:
+        for vhost in created:
+            subprocess.run(
+                ["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60, check=False
+            )
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(rabbitmq_vhost: Any) -> str:
+    """The broker URL of one fresh vhost for the session."""
+    return rabbitmq_vhost()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis (database 0); tests namespace their keys with a random prefix."""
+    if not _reachable(6379):
+        pytest.skip("Redis is not running on 127.0.0.1:6379: run tools/services.sh")
+    return "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A fresh key prefix (``settings.job_key_prefix``); its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"idphoto-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
+
+
+@dataclass
+class WorkerProcess:
+    """A real worker started as a subprocess in its own process group (so that its pool children
+    can be killed with it); its output goes to ``log``."""
+
+    name: str
+    queues: str
+    proc: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_ready(self, timeout: float = 120, also: str | None = None) -> None:
+        """Until the worker says it is ready (and, with ``also``, that text is in its log)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output()
+            if " ready." in out and (also is None or also in out):
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker {self.name} exited {self.proc.returncode}:\n{out[-4000:]}")
+            time.sleep(0.2)
+        pytest.fail(f"worker {self.name} not ready within {timeout} s:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL for the whole process group: no orphans."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group's id is the worker's pid
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+@pytest.fixture(scope="session")
+def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``start_worker(env, queues, name, concurrency=1) -> WorkerProcess``: a real worker via
+    `tasks.worker.run_worker` (``python -m tests.tasks.worker_main``), settings from ``env``.
+    Every worker started is stopped at the end of the session (or earlier by the caller)."""
+    started: list[WorkerProcess] = []
+    logs = tmp_path_factory.mktemp("workers")
+
+    def start(env: dict[str, str], queues: str, name: str, concurrency: int = 1) -> WorkerProcess:
+        log = logs / f"{name.partition('@')[0]}.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.tasks.worker_main",
+            "--queues",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            name,
+        ]
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=_REPO,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = WorkerProcess(name=name, queues=queues, proc=proc, log=log)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()

@@ -1,0 +1,365 @@
+"""The job API the web layer and the CLI call: submit, poll, recompose, delete, links.
+
+``submit_job`` validates everything it can synchronously (spec, background, options, the bytes'
+real format and size) *before* anything is stored or queued, so a bad request raises
+``UnknownSpec`` / ``BadParameter`` / ``UnsupportedImage`` / ``ImageTooLarge`` and leaves no trace.
+Then the input is stored once per content hash (``inputs/{sha256}``), the job record is created
+(``queued``) and the chain is sent:
+
+- new photo: ``segment -> matte_refine -> composite -> store``;
+- photo whose matte and analysis are stored (an earlier job, or ``recompose``): only
+  ``composite -> store`` (the record says ``matte_cached: true`` and has no segment stage);
+- identical request to a finished job still on record (same input, model, spec, background,
+  options): the outputs are copied, the new job is ``done`` at once (``reused_from``).
+
+Job ids are ``secrets.token_urlsafe(16)`` (128 random bits): knowing one is the capability to
+read, recompose and delete that job. The app, blob store and job store are built once per
+process and settings (`tasks.services.services_for`) and reused across calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from celery import chain
+
+from config.catalogue import parse_spec_arg
+from config.settings import Settings
+from pipeline.composite import parse_background
+from pipeline.decode import sniff
+from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
+from storage.errors import ObjectNotFound, StorageUnavailable
+from tasks import app as appmod
+from tasks import keys
+from tasks.pipeline import CONTEXT_VERSION, purge_intermediates, request_fingerprint
+from tasks.services import Services, services_for
+
+logger = logging.getLogger(__name__)
+
+#: Options a job accepts, with their defaults (``sheet``: 4x6 | 5x7 | a4 | None).
+DEFAULT_OPTIONS: dict[str, Any] = {"level": True, "sheet": "4x6", "zero_margin": False}
+
+
+class JobNotFound(IdPhotoError):
+    """No job with this id (never existed, expired, or deleted)."""
+
+    code = "unknown_job"
+
+
+class InputExpired(IdPhotoError):
+    """The job's photo and matte are no longer stored: it cannot be recomposed."""
+
+    code = "input_expired"
+
+
+class QueueUnavailable(StorageUnavailable):
+    """The broker refused or could not take the job: transient, answered like a store
+    outage (503 + Retry-After)."""
+
+
+def _options(options: dict[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return dict(DEFAULT_OPTIONS)
+    if not isinstance(options, dict):
+        raise BadParameter("Options must be an object.", param="options")
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise BadParameter(
+            f"Unknown option(s): {', '.join(unknown)}; known: {', '.join(DEFAULT_OPTIONS)}.",
+            param="options",
+        )
+    merged = {**DEFAULT_OPTIONS, **options}
+    for name in ("level", "zero_margin"):
+        if not isinstance(merged[name], bool):
+            raise BadParameter(f"Option {name!r} must be true or false.", param=name)
+    sheet = merged["sheet"]
+    if isinstance(sheet, str) and sheet.strip().lower() in ("", "none", "no", "off"):
+        sheet = None
+    if sheet is not None:
+        from pipeline.sheet import SHEETS
+
+        if not isinstance(sheet, str) or sheet.strip().lower() not in SHEETS:
+            raise BadParameter(
+                f"Unknown sheet {sheet!r}; choose one of {', '.join(SHEETS)} or none.",
+                param="sheet",
+            )
+        sheet = sheet.strip().lower()
+    merged["sheet"] = sheet
+    return merged
+
+
+def _request(
+    spec: str, background: str | None, options: dict[str, Any] | None
+) -> tuple[str, str, dict[str, Any]]:
+    """Validated and canonical (spec id, background name, options)."""
+    spec_obj = parse_spec_arg(spec)
+    bg = parse_background(background if background is not None else spec_obj.default_background)
+    return spec_obj.id, bg.name, _options(options)
+
+
+def _send(services: Services, ctx: dict[str, Any], *, cached: bool) -> None:
+    app = services.celery
+    first = (
+        [app.signature(appmod.COMPOSITE, args=(ctx,))]
+        if cached
+        else [
+            app.signature(appmod.SEGMENT, args=(ctx,)),
+            app.signature(appmod.MATTE_REFINE),
+            app.signature(appmod.COMPOSITE),
+        ]
+    )
+    sig = chain(*first, app.signature(appmod.STORE))
+    if app.conf.task_always_eager:
+        # In process: a failing stage re-raises here, after its failure handler has already
+        # written the reason to the record, which is where callers look for it.
+        try:
+            sig.apply_async(link_error=app.signature(appmod.FAIL_JOB))
+        except Exception as exc:
+            logger.info("eager job %s failed: %s", ctx["job_id"], type(exc).__name__)
+        return
+    try:
+        sig.apply_async(link_error=app.signature(appmod.FAIL_JOB))
+    except Exception as exc:  # kombu/amqp errors: the broker is down or refused the message
+        if isinstance(exc, IdPhotoError):
+            raise
+        now = time.time()
+        services.jobstore.update(
+            ctx["job_id"],
+            {
+                "state": "failed",
+                "ts.failed": now,
+                "updated_at": now,
+                "finished_at": now,
+                "reason": "queue_unavailable",
+                "message": "The job could not be queued; please try again.",
+            },
+        )
+        raise QueueUnavailable(f"could not queue job {ctx['job_id']}: {exc}") from exc
+
+
+def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, Any]) -> bool:
+    """Copy the outputs of a finished identical request into ``job_id``; False if there is
+    none (or its outputs are gone)."""
+    previous_id = services.jobstore.recall(fingerprint)
+    if not previous_id:
+        return False
+    previous = services.jobstore.get(previous_id)
+    if not previous or previous.get("state") != "done" or not previous.get("outputs"):
+        return False
+    outputs: dict[str, str] = {}
+    try:
+        for name, key in previous["outputs"].items():
+            new_key = keys.job_prefix(job_id) + key.rsplit("/", 1)[1]
+            services.store.put(new_key, services.store.get(key), content_type=_ctype(key))
+            outputs[name] = new_key
+    except ObjectNotFound:
+        services.store.delete_prefix(keys.job_prefix(job_id))
+        return False
+    now = time.time()
+    services.jobstore.create(
+        job_id,
+        {
+            **fields,
+            "state": "done",
+            "ts.done": now,
+            "updated_at": now,
+            "finished_at": now,
+            "outputs": outputs,
+            "report": previous.get("report"),
+            "reused_from": previous_id,
+        },
+    )
+    return True
+
+
+def _ctype(key: str) -> str:
+    ext = key.rsplit(".", 1)[-1]
+    return {"jpg": "image/jpeg", "png": "image/png", "json": "application/json"}.get(
+        ext, "application/octet-stream"
+    )
+
+
+def _start(
+    services: Services,
+    job_id: str,
+    *,
+    sha256: str,
+    spec: str,
+    background: str,
+    options: dict[str, Any],
+    extra: dict[str, Any],
+) -> str:
+    """Create the record and send the chain (or reuse outputs) for a stored input."""
+    settings = services.settings
+    model = settings.segment_model
+    fingerprint = request_fingerprint(sha256, model, spec, background, options)
+    now = time.time()
+    fields: dict[str, Any] = {
+        **extra,
+        "state": "queued",
+        "ts.queued": now,
+        "created_at": now,
+        "updated_at": now,
+        "sha256": sha256,
+        "input_key": keys.input_key(sha256),
+        "model": model,
+        "spec": spec,
+        "background": background,
+        "options": options,
+    }
+    services.jobstore.add_ref(sha256, job_id)
+    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True}):
+        return job_id
+    store = services.store
+    cached = store.exists(keys.matte_key(sha256, model)) and store.exists(
+        keys.analysis_key(sha256, model)
+    )
+    if not cached and not store.exists(keys.input_key(sha256)):
+        services.jobstore.remove_ref(sha256, job_id)
+        raise InputExpired("The photo is no longer stored: upload it again.")
+    fields["matte_cached"] = cached
+    services.jobstore.create(job_id, fields)
+    ctx = {
+        "v": CONTEXT_VERSION,
+        "job_id": job_id,
+        "sha256": sha256,
+        "model": model,
+        "spec": spec,
+        "background": background,
+        "options": options,
+    }
+    _send(services, ctx, cached=cached)
+    return job_id
+
+
+def _services(settings: Settings) -> Services:
+    services = services_for(settings)
+    services.ready_store()
+    return services
+
+
+def submit_job(
+    settings: Settings,
+    data: bytes,
+    *,
+    spec: str,
+    background: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> str:
+    """Validate, store the photo, queue its job; return the job id (poll with `get_job`).
+
+    Raises, before storing or queueing anything: ``UnknownSpec`` / ``BadParameter`` (spec,
+    background, options), ``UnsupportedImage`` (not an image format we read),
+    ``ImageTooLarge`` (over ``settings.max_upload_bytes``). ``StorageUnavailable`` (incl.
+    `QueueUnavailable`) when a backend is down.
+    """
+    spec_id, bg, opts = _request(spec, background, options)
+    if not isinstance(data, bytes | bytearray | memoryview) or not data:
+        raise UnsupportedImage("The upload is empty.")
+    data = bytes(data)
+    if len(data) > settings.max_upload_bytes:
+        raise ImageTooLarge(
+            f"The file is larger than {settings.max_upload_bytes} bytes.",
+            limit_bytes=settings.max_upload_bytes,
+        )
+    fmt = sniff(data)
+    if fmt is None:
+        raise UnsupportedImage("This file is not an image format we read (JPEG, PNG, WebP...).")
+    services = _services(settings)
+    sha256 = hashlib.sha256(data).hexdigest()
+    input_key = keys.input_key(sha256)
+    job_id = secrets.token_urlsafe(16)
+    # The reference first: a concurrent delete of the last other job on this photo then keeps it.
+    services.jobstore.add_ref(sha256, job_id)
+    if not services.store.exists(input_key):
+        services.store.put(input_key, data, content_type=f"image/{fmt}")
+    return _start(
+        services,
+        job_id,
+        sha256=sha256,
+        spec=spec_id,
+        background=bg,
+        options=opts,
+        extra={"input_format": fmt, "input_bytes": len(data)},
+    )
+
+
+def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """The job record (see `tasks.jobstore`), or None for an unknown/expired/deleted job."""
+    if not keys.is_job_id(job_id):
+        return None
+    return services_for(settings).jobstore.get(job_id)
+
+
+def recompose(
+    settings: Settings,
+    job_id: str,
+    *,
+    spec: str | None = None,
+    background: str | None = None,
+) -> str:
+    """A new job on the same photo with another spec and/or background (same options).
+
+    Runs only composite and store while the matte is stored; raises `JobNotFound`,
+    ``UnknownSpec``/``BadParameter``, or `InputExpired` when neither the matte nor the photo is
+    stored any more.
+    """
+    record = get_job(settings, job_id)
+    if record is None:
+        raise JobNotFound("No job with this id: it may have expired or been deleted.")
+    spec_id, bg, opts = _request(
+        spec if spec is not None else record["spec"],
+        background if background is not None else record["background"],
+        record.get("options"),
+    )
+    extra = {k: record[k] for k in ("input_format", "input_bytes") if k in record}
+    return _start(
+        _services(settings),
+        secrets.token_urlsafe(16),
+        sha256=record["sha256"],
+        spec=spec_id,
+        background=bg,
+        options=opts,
+        extra={**extra, "parent": job_id},
+    )
+
+
+def delete_job(settings: Settings, job_id: str) -> bool:
+    """Delete the job's outputs and record, and its photo, masks and matte when no other job
+    uses them. False if there was no such job. A task still running for it stops and cleans
+    up after itself (`tasks.pipeline`)."""
+    if not keys.is_job_id(job_id):
+        return False
+    services = services_for(settings)
+    record = services.jobstore.get(job_id)
+    removed = services.store.delete_prefix(keys.job_prefix(job_id))
+    existed = services.jobstore.delete(job_id)
+    sha256 = (record or {}).get("sha256")
+    if isinstance(sha256, str) and services.jobstore.remove_ref(sha256, job_id) == 0:
+        purge_intermediates(services, sha256)
+    return existed or removed > 0
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def job_links(
+    settings: Settings, record: dict[str, Any], expires_s: int | None = None
+) -> dict[str, str]:
+    """Presigned download links for a finished job's outputs, ``{name: url}`` (empty until
+    ``done``). Each link names its download, e.g. ``us-passport-photo.jpg``."""
+    outputs = record.get("outputs") or {}
+    if record.get("state") != "done" or not outputs:
+        return {}
+    store = services_for(settings).store
+    spec = _SLUG.sub("-", str(record.get("spec", "photo")).lower()).strip("-")[:40] or "photo"
+    links: dict[str, str] = {}
+    for name, key in outputs.items():
+        filename = f"{spec}-{name}.{key.rsplit('.', 1)[-1]}"
+        links[name] = store.presign_get(key, expires_s=expires_s, filename=filename)
+    return links

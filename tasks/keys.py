@@ -1,0 +1,74 @@
+"""Deterministic object keys: the claim-check names tasks pass instead of image bytes.
+
+Intermediates are named by the content hash of the upload and the segmentation model, so a
+redelivered task overwrites what an earlier attempt wrote, and a second job on the same photo
+finds the matte already there. Outputs are named by the job id.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: ``secrets.token_urlsafe(16)``: 22 characters of the URL-safe base64 alphabet.
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+#: Output names and their file extensions (the photo's depends on the spec's format).
+OUTPUT_NAMES = ("photo", "sheet", "cutout", "report")
+
+
+def is_job_id(value: object) -> bool:
+    """Whether ``value`` has the shape of a job id (anything else never reaches a store key)."""
+    return isinstance(value, str) and bool(JOB_ID_RE.match(value))
+
+
+def _check(sha256: str, model: str) -> None:
+    if not _SHA256_RE.match(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    if not _MODEL_RE.match(model):
+        raise ValueError(f"not a model name: {model!r}")
+
+
+def input_key(sha256: str) -> str:
+    _check(sha256, "x")
+    return f"inputs/{sha256}"
+
+
+def mask_prefix(sha256: str) -> str:
+    """Every model's analysis and coarse mask of one input (for deletion)."""
+    _check(sha256, "x")
+    return f"masks/{sha256}/"
+
+
+def matte_prefix(sha256: str) -> str:
+    _check(sha256, "x")
+    return f"mattes/{sha256}/"
+
+
+def analysis_key(sha256: str, model: str) -> str:
+    _check(sha256, model)
+    return f"masks/{sha256}/{model}/analysis.json"
+
+
+def coarse_key(sha256: str, model: str) -> str:
+    _check(sha256, model)
+    return f"masks/{sha256}/{model}/coarse.png"
+
+
+def matte_key(sha256: str, model: str) -> str:
+    """The refined matte, RGBA (foreground colour + alpha): also the cut-out's source."""
+    _check(sha256, model)
+    return f"mattes/{sha256}/{model}/matte.png"
+
+
+def job_prefix(job_id: str) -> str:
+    if not is_job_id(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return f"jobs/{job_id}/"
+
+
+def output_key(job_id: str, name: str, ext: str) -> str:
+    if name not in OUTPUT_NAMES or ext not in ("jpg", "png", "json"):
+        raise ValueError(f"unknown output {name}.{ext}")
+    return f"{job_prefix(job_id)}{name}.{ext}"

@@ -1,0 +1,441 @@
+"""The pipeline tasks: segment [gpu] -> matte_refine [cpu] -> composite [cpu] -> store [cpu].
+
+Each task is short: load its inputs by key, call one stage function of `pipeline.stages`, store
+the result under a deterministic key, and pass the chain's small JSON context on (never image
+bytes). The context (the wire contract, with the task names) is::
+
+    {"v": 1, "job_id", "sha256", "model", "spec", "background", "options",
+     "outputs": {...}  # added by composite}
+
+Failure handling: any exception ends the job ``failed`` with a machine-readable ``reason``,
+through `JobTask.on_failure` (in the pool child, and in the parent for hard time limits) and the
+chain's error callback ``idphoto.fail_job`` (also run for a worker lost for good); both are
+idempotent and the first reason wins. Only transient storage errors are retried (exponential
+backoff with jitter); domain errors (`IdPhotoError`) never are. A stage redelivered more than
+``settings.max_redeliveries`` times (its message keeps killing workers) fails the job with
+``worker_lost`` instead of running again.
+
+The stage functions (and with them ONNX Runtime, rembg, pymatting and numba) are imported inside
+the tasks, never at module level: the worker's parent process imports this module to register
+the tasks, and numba's GNU OpenMP pool, once started in a parent (pymatting starts it on import),
+kills every forked child that uses it ("fork() called from a process already using GNU
+OpenMP").
+
+A task whose job record is gone (deleted or expired) stops (``Ignore``) and removes what it or
+an earlier stage wrote for the job, so a job deleted while running leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+from billiard.exceptions import WorkerLostError
+from celery import Celery, Task
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
+from PIL import Image
+
+from config.catalogue import get_spec
+from pipeline.errors import IdPhotoError
+from pipeline.types import Analysis
+from storage.errors import ObjectNotFound, StorageUnavailable
+from tasks import app as appmod
+from tasks import keys
+from tasks.jobstore import TERMINAL_STATES
+from tasks.services import Services, services_for
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_VERSION = 1
+STAGE_OF_TASK = {
+    appmod.SEGMENT: "segment",
+    appmod.MATTE_REFINE: "matte_refine",
+    appmod.COMPOSITE: "composite",
+    appmod.STORE: "store",
+}
+_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "json": "application/json"}
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def failure_of(exc: BaseException) -> tuple[str, str, dict[str, Any]]:
+    """(reason, message, details) for the job record: stable codes, no internals leaked."""
+    if isinstance(exc, IdPhotoError):
+        details = json.loads(json.dumps(exc.details, default=str))
+        return exc.code, exc.message, details
+    if isinstance(exc, ObjectNotFound):
+        return (
+            "input_missing",
+            "A stored file of this job is gone (expired or deleted); submit the photo again.",
+            {},
+        )
+    if isinstance(exc, StorageUnavailable):
+        return "storage_unavailable", "Storage was unavailable; please try again.", {}
+    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+        return "timeout", "Processing took too long and was stopped.", {}
+    if isinstance(exc, WorkerLostError):
+        return "worker_lost", "The worker processing this photo stopped unexpectedly.", {}
+    return "internal_error", f"Internal error ({type(exc).__name__}).", {}
+
+
+def _job_id_of(ctx: Any) -> str | None:
+    if isinstance(ctx, dict) and keys.is_job_id(ctx.get("job_id")):
+        return ctx["job_id"]
+    return None
+
+
+def fail_job(svc: Services, ctx: Any, exc: BaseException, stage: str | None) -> None:
+    """Mark the job ``failed`` unless it already finished. Never raises (a failure handler)."""
+    job_id = _job_id_of(ctx)
+    if job_id is None:
+        logger.error("cannot mark a job failed: no job id in %r", type(ctx).__name__)
+        return
+    reason, message, details = failure_of(exc)
+    now = time.time()
+    fields: dict[str, Any] = {
+        "state": "failed",
+        "ts.failed": now,
+        "updated_at": now,
+        "finished_at": now,
+        "reason": reason,
+        "message": message,
+    }
+    if details:
+        fields["error_details"] = details
+    if stage:
+        fields["failed_stage"] = stage
+    try:
+        if stage:
+            record = svc.jobstore.get(job_id) or {}
+            info = dict(record.get("stages", {}).get(stage) or {})
+            if info.get("status") == "running":  # failed outside the task body (time limit)
+                info.update(status="failed", error=reason, finished_at=now)
+                fields[f"stage.{stage}"] = info
+        written = svc.jobstore.update(job_id, fields, unless_states=TERMINAL_STATES)
+    except Exception:
+        logger.exception("could not mark job %s failed (%s)", job_id, reason)
+        return
+    if written == 1:
+        log = logger.warning if isinstance(exc, IdPhotoError) else logger.error
+        log("job %s failed at %s: %s (%s)", job_id, stage, reason, type(exc).__name__)
+
+
+class JobTask(Task):
+    """Base of the pipeline tasks: retries transient storage errors, fails the job otherwise."""
+
+    autoretry_for = (StorageUnavailable,)
+    throws = (IdPhotoError,)  # expected outcomes: logged in one line, without a traceback
+    dont_autoretry_for = (IdPhotoError, ObjectNotFound)
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 5
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        ctx = args[0] if args else None
+        fail_job(_services(self), ctx, exc, STAGE_OF_TASK.get(self.name))
+
+
+def _services(task: Task) -> Services:
+    return services_for(task.app.idphoto_settings)  # type: ignore[attr-defined]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def request_fingerprint(
+    sha256: str, model: str, spec: str, background: str, options: dict[str, Any]
+) -> str:
+    """One name for identical requests (same input, model, spec, background, options)."""
+    canonical = json.dumps([sha256, model, spec, background, options], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _png(image: Image.Image | np.ndarray) -> bytes:
+    img = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=3)  # intermediates: fast over small
+    return buf.getvalue()
+
+
+def _open(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def purge_intermediates(svc: Services, sha256: str) -> None:
+    """Delete the input and every mask and matte made from it."""
+    svc.store.delete(keys.input_key(sha256))
+    svc.store.delete_prefix(keys.mask_prefix(sha256))
+    svc.store.delete_prefix(keys.matte_prefix(sha256))
+
+
+def _cleanup_deleted(svc: Services, ctx: dict[str, Any]) -> None:
+    """The job's record is gone: remove its outputs, and its input if no other job uses it."""
+    job_id = ctx["job_id"]
+    logger.info("job %s no longer exists: stopping and cleaning up", job_id)
+    svc.store.delete_prefix(keys.job_prefix(job_id))
+    if svc.jobstore.remove_ref(ctx["sha256"], job_id) == 0:
+        purge_intermediates(svc, ctx["sha256"])
+
+
+def _check_context(svc: Services, ctx: Any) -> dict[str, Any]:
+    if not isinstance(ctx, dict) or ctx.get("v") != CONTEXT_VERSION or _job_id_of(ctx) is None:
+        raise ValueError("malformed task context")
+    keys.input_key(ctx["sha256"])  # validates the hash
+    if ctx["model"] != svc.settings.segment_model:
+        raise ValueError(
+            f"job wants model {ctx['model']!r}, this worker has {svc.settings.segment_model!r}"
+        )
+    return ctx
+
+
+@contextmanager
+def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[dict[str, Any]]:
+    """Record the stage in the job (state, timestamp, worker, duration, status) around its body.
+
+    Stops with ``Ignore`` (message acknowledged, chain ended) when the job is gone or finished.
+    """
+    svc = _services(task)
+    jobs = svc.jobstore
+    job_id = ctx["job_id"]
+    if task.request.delivery_info and task.request.delivery_info.get("redelivered"):
+        count = jobs.incr(job_id, f"redeliveries.{stage}")
+        if count > svc.settings.max_redeliveries:
+            fail_job(svc, ctx, WorkerLostError(f"{stage} redelivered {count} times"), stage)
+            raise Ignore()
+    now = time.time()
+    hostname = task.request.hostname or f"local@{os.uname().nodename}"
+    info: dict[str, Any] = {
+        "worker": hostname,
+        "hostname": hostname.partition("@")[2] or hostname,
+        "pid": os.getpid(),
+        "started_at": now,
+        "attempt": task.request.retries + 1,
+        "status": "running",
+    }
+    written = jobs.update(
+        job_id,
+        {"state": state, f"ts.{state}": now, "updated_at": now, f"stage.{stage}": info},
+        unless_states=TERMINAL_STATES,
+    )
+    if written == 0:
+        _cleanup_deleted(svc, ctx)
+        raise Ignore()
+    if written == -1:
+        logger.info("job %s already finished: %s skipped", job_id, stage)
+        raise Ignore()
+    began = perf_counter()
+    try:
+        yield info
+    except (Ignore, Reject):
+        raise
+    except BaseException as exc:
+        info.update(
+            status="failed",
+            error=failure_of(exc)[0],
+            duration_s=round(perf_counter() - began, 4),
+            finished_at=time.time(),
+        )
+        try:
+            jobs.update(job_id, {f"stage.{stage}": info})
+        except Exception:
+            logger.warning("could not record the failure of %s for %s", stage, job_id)
+        raise
+    info.update(status="ok", duration_s=round(perf_counter() - began, 4), finished_at=time.time())
+    jobs.update(job_id, {f"stage.{stage}": info, "updated_at": info["finished_at"]})
+
+
+# -- the stages ----------------------------------------------------------------------------------
+
+
+def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Detect the face (fails fast: no face, several faces...), then the coarse mask."""
+    from pipeline import stages
+
+    svc = _services(task)
+    ctx = _check_context(svc, ctx)
+    sha, model = ctx["sha256"], ctx["model"]
+    with _stage(task, ctx, "segment", "segmenting") as info:
+        data = svc.store.get(keys.input_key(sha))
+        began = perf_counter()
+        try:
+            analysis, region = stages.analyse(
+                data, svc.detector, max_pixels=svc.settings.max_pixels
+            )
+        finally:
+            info["detect_s"] = round(perf_counter() - began, 4)
+        info["face_count"] = analysis.face_count
+        began = perf_counter()
+        coarse = stages.segment(region, svc.segmenter)
+        info["inference_s"] = round(perf_counter() - began, 4)
+        info["provider"] = svc.segmenter.provider
+        info["region_px"] = [int(region.shape[1]), int(region.shape[0])]
+        svc.store.put(
+            keys.analysis_key(sha, model),
+            json.dumps(analysis.to_dict()).encode(),
+            content_type="application/json",
+        )
+        svc.store.put(keys.coarse_key(sha, model), _png(coarse), content_type="image/png")
+    return ctx
+
+
+def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Coarse mask -> matte (RGBA: foreground colour + refined alpha) at region resolution."""
+    from pipeline import stages
+
+    svc = _services(task)
+    ctx = _check_context(svc, ctx)
+    sha, model = ctx["sha256"], ctx["model"]
+    with _stage(task, ctx, "matte_refine", "refining"):
+        data = svc.store.get(keys.input_key(sha))
+        analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
+        coarse = np.asarray(_open(svc.store.get(keys.coarse_key(sha, model))).convert("L"))
+        region = stages.load_region(data, analysis, max_pixels=svc.settings.max_pixels)
+        if coarse.shape != region.shape[:2]:
+            raise ValueError(f"coarse mask {coarse.shape} does not fit region {region.shape}")
+        matte = stages.refine(region, coarse)
+        svc.store.put(keys.matte_key(sha, model), _png(matte), content_type="image/png")
+    return ctx
+
+
+def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Matte + analysis -> the photo, print sheet, cut-out and report, for one spec and
+    background (the only work a recomposition does)."""
+    from pipeline import stages
+
+    svc = _services(task)
+    ctx = _check_context(svc, ctx)
+    sha, model, job_id = ctx["sha256"], ctx["model"], ctx["job_id"]
+    options = dict(ctx.get("options") or {})
+    with _stage(task, ctx, "composite", "compositing") as info:
+        matte = _open(svc.store.get(keys.matte_key(sha, model)))
+        analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
+        spec = get_spec(ctx["spec"])
+        comp = stages.compose(
+            matte,
+            analysis,
+            spec,
+            ctx["background"],
+            level=bool(options.get("level", True)),
+            sheet=options.get("sheet"),
+            zero_margin=bool(options.get("zero_margin", False)),
+        )
+        ext = "png" if comp.photo.format == "png" else "jpg"
+        files: list[tuple[str, str, bytes]] = [
+            ("photo", ext, comp.photo.data),
+            ("cutout", "png", comp.cutout.data),
+            ("report", "json", json.dumps(comp.report, indent=1).encode()),
+        ]
+        if comp.sheet is not None:
+            files.append(("sheet", "jpg", comp.sheet.data))
+        outputs: dict[str, str] = {}
+        for name, file_ext, data in files:
+            key = keys.output_key(job_id, name, file_ext)
+            svc.store.put(key, data, content_type=_CONTENT_TYPES[file_ext])
+            outputs[name] = key
+        info["photo"] = {
+            "format": comp.photo.format,
+            "width": comp.photo.width,
+            "height": comp.photo.height,
+            "bytes": len(comp.photo.data),
+            "quality": comp.photo.quality,
+            "dpi": comp.photo.dpi,
+        }
+        info["verdict"] = comp.report.get("verdict")
+    if svc.jobstore.get(job_id) is None:  # deleted while we composed: leave nothing behind
+        _cleanup_deleted(svc, ctx)
+        raise Ignore()
+    return {**ctx, "outputs": outputs}
+
+
+def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Commit: check the outputs are stored, publish them in the record, mark the job done."""
+    svc = _services(task)
+    ctx = _check_context(svc, ctx)
+    job_id = ctx["job_id"]
+    outputs: dict[str, str] = dict(ctx.get("outputs") or {})
+    with _stage(task, ctx, "store", "storing") as info:
+        prefix = keys.job_prefix(job_id)
+        if not outputs or any(not k.startswith(prefix) for k in outputs.values()):
+            raise ValueError("store got no outputs of this job")
+        missing = [k for k in outputs.values() if not svc.store.exists(k)]
+        if missing:
+            raise ObjectNotFound(missing[0])
+        report = json.loads(svc.store.get(outputs["report"]))
+        info["outputs"] = len(outputs)
+    now = time.time()
+    written = svc.jobstore.update(
+        job_id,
+        {
+            "state": "done",
+            "ts.done": now,
+            "updated_at": now,
+            "finished_at": now,
+            "outputs": outputs,
+            "report": report,
+        },
+        unless_states=TERMINAL_STATES,
+    )
+    if written == 0:
+        _cleanup_deleted(svc, ctx)
+        raise Ignore()
+    if written == 1:
+        fingerprint = request_fingerprint(
+            ctx["sha256"], ctx["model"], ctx["spec"], ctx["background"], ctx.get("options") or {}
+        )
+        svc.jobstore.remember(fingerprint, job_id)
+    return {"job_id": job_id, "state": "done"}
+
+
+# -- registration --------------------------------------------------------------------------------
+
+
+def register_tasks(app: Celery) -> None:
+    """Register the pipeline tasks, under their wire names, on ``app``."""
+    settings = app.idphoto_settings  # type: ignore[attr-defined]
+    opts: dict[str, Any] = {
+        "bind": True,
+        "shared": False,  # never registered on other apps (the closures hold this app's settings)
+        "base": JobTask,
+        "soft_time_limit": settings.task_soft_time_limit_s,
+        "time_limit": settings.task_time_limit_s,
+        "max_retries": settings.task_max_retries,
+        "retry_backoff": settings.task_retry_backoff_s,
+        "retry_backoff_max": settings.task_retry_backoff_max_s,
+    }
+
+    @app.task(name=appmod.SEGMENT, **opts)
+    def segment(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+        return run_segment(self, ctx)
+
+    @app.task(name=appmod.MATTE_REFINE, **opts)
+    def matte_refine(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+        return run_matte_refine(self, ctx)
+
+    @app.task(name=appmod.COMPOSITE, **opts)
+    def composite(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+        return run_composite(self, ctx)
+
+    @app.task(name=appmod.STORE, **opts)
+    def store(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+        return run_store(self, ctx)
+
+    @app.task(name=appmod.FAIL_JOB, shared=False)
+    def fail_job_errback(request: Any, exc: BaseException, traceback: Any) -> None:
+        """The chain's error callback, called in the process that saw the failure (the pool
+        child, or the worker's parent for a lost child or a hard time limit)."""
+        args = getattr(request, "args", None) or ()
+        stage = STAGE_OF_TASK.get(getattr(request, "task", None) or "")
+        fail_job(services_for(settings), args[0] if args else None, exc, stage)

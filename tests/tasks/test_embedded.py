@@ -1,0 +1,94 @@
+"""The embedded mode (no broker configured): the same chain through kombu's filesystem broker,
+a real worker process, local storage and file job records; and the explicit eager option."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from config.catalogue import get_spec
+from config.settings import Settings
+from idphoto.samples import sample_path
+from storage import make_store
+from tasks.jobs import delete_job, get_job, submit_job
+from tasks.jobstore import FileJobStore, make_jobstore
+
+SPEC = "icao-35x45"
+
+
+def _settings(root: Path) -> tuple[Settings, dict[str, str]]:
+    env = {
+        "IDPHOTO_BROKER_URL": "",
+        "IDPHOTO_STORAGE": "local",
+        "IDPHOTO_STORAGE_DIR": str(root / "var" / "storage"),
+        "IDPHOTO_DEVICE": "cpu",
+        "IDPHOTO_JOB_STORE": "auto",
+    }
+    return Settings.from_env({**os.environ, **env}), env
+
+
+def _wait(settings: Settings, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    record = None
+    while time.monotonic() < deadline:
+        record = get_job(settings, job_id)
+        if record and record["state"] in ("done", "failed"):
+            return record
+        time.sleep(0.05)
+    pytest.fail(f"job {job_id} did not finish: {record}")
+
+
+def test_embedded_job_runs_through_real_worker_processes(tmp_path: Path, start_worker: Any) -> None:
+    settings, env = _settings(tmp_path)
+    assert settings.embedded and isinstance(make_jobstore(settings), FileJobStore)
+    name = f"embedded-{uuid.uuid4().hex[:8]}@%h"
+    worker = start_worker(env, "gpu,cpu", name)
+    worker.wait_ready(also="loaded")
+    began = time.monotonic()
+    job_id = submit_job(settings, sample_path("astronaut").read_bytes(), spec=SPEC)
+    record = _wait(settings, job_id)
+    print(f"embedded job done in {time.monotonic() - began:.1f} s")
+    worker.stop()
+
+    assert record["state"] == "done", record
+    assert list(record["stages"]) == ["segment", "matte_refine", "composite", "store"]
+    for stage in record["stages"].values():
+        assert stage["worker"].startswith(name.partition("@")[0] + "@")
+        assert stage["pid"] != os.getpid()
+    store = make_store(settings)
+    spec = get_spec(SPEC)
+    photo = Image.open(io.BytesIO(store.get(record["outputs"]["photo"])))
+    assert photo.size == (spec.width_px, spec.height_px)
+    state = Path(settings.storage_dir).resolve().parent
+    assert (state / "jobs" / "jobs" / f"{job_id}.json").is_file()
+    # The messages went through the filesystem broker: the worker claimed them from there.
+    claimed = [p.name for p in (state / "broker" / "processed").iterdir()]
+    assert any(n.endswith(".gpu.msg") for n in claimed)
+    assert sum(n.endswith(".cpu.msg") for n in claimed) >= 3
+    assert not list((state / "broker" / "queue").iterdir())
+
+    assert delete_job(settings, job_id) is True
+    assert store.list("") == []
+
+
+def test_eager_option_runs_the_chain_in_process(tmp_path: Path) -> None:
+    """``task_always_eager`` (the CLI's single-process path): no worker, no broker; a photo with
+    no face fails at once with its reason and without loading the segmenter."""
+    settings = replace(_settings(tmp_path)[0], task_always_eager=True)
+    img = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    job_id = submit_job(settings, buf.getvalue(), spec=SPEC)
+    record = get_job(settings, job_id)
+    assert record is not None and record["state"] == "failed", record
+    assert record["reason"] == "no_face"
+    assert record["stages"]["segment"]["status"] == "failed"
+    assert "inference_s" not in record["stages"]["segment"]
