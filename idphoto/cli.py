@@ -525,6 +525,76 @@ def _add_make_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_make)
 
 
+# --- service processes -------------------------------------------------------------------------
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from tasks.worker import run_worker
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    run_worker(settings, queues, args.concurrency, args.hostname, loglevel=args.loglevel)
+    return EXIT_OK
+
+
+def _add_worker_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run a Celery worker for the gpu (segment) or cpu (refine, composite, store) queue",
+        parents=[common],
+    )
+    p.add_argument("--queues", "-Q", default="gpu,cpu", help="gpu, cpu or gpu,cpu")
+    p.add_argument("--concurrency", "-c", type=int, default=1, help="worker processes")
+    p.add_argument("--hostname", "-n", default=None, help="node name, e.g. gpu@%%h")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=_cmd_worker)
+
+
+def _cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from idphoto.serve import flower_argv, settings_environ
+
+    settings = replace(settings, flower_port=args.port) if args.port else settings
+    argv = flower_argv(settings, args.address)
+    env = {**os.environ, **settings_environ(settings)}
+    os.execvpe(argv[0], argv, env)
+    return EXIT_OK  # not reached
+
+
+def _add_flower_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "flower", help="run Flower (basic auth and URL prefix from settings)", parents=[common]
+    )
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--address", default="0.0.0.0")
+    p.set_defaults(func=_cmd_flower)
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from idphoto.serve import run_topology
+
+    return run_topology(
+        settings,
+        port=args.port,
+        host=args.host,
+        with_flower=not args.no_flower,
+        cpu_concurrency=args.cpu_concurrency,
+    )
+
+
+def _add_serve_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="the whole topology on this machine: web, a gpu worker, a cpu worker and Flower",
+        parents=[common],
+    )
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--cpu-concurrency", type=int, default=1)
+    p.add_argument("--no-flower", action="store_true")
+    p.set_defaults(func=_cmd_serve)
+
+
 # --- the command -----------------------------------------------------------------------------
 
 # Each adds one subcommand to the parser (``idphoto worker`` goes here too).
@@ -532,6 +602,9 @@ SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     _add_make_parser,
     _add_specs_parser,
     _add_models_parser,
+    _add_worker_parser,
+    _add_flower_parser,
+    _add_serve_parser,
 ]
 
 
