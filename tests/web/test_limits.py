@@ -1,0 +1,101 @@
+"""Refusals caused for real on live gunicorn apps: a request burst (429) and a GPU-queue backlog
+(503). Neither app has workers; the backlog lives in a vhost of its own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+
+from config.settings import Settings
+from tests.web.conftest import Vhosts, live_app, unique_portrait
+
+pytestmark = pytest.mark.integration
+
+
+def test_429_on_a_burst(base_settings: Settings, tmp_path: Path) -> None:
+    settings = replace(
+        base_settings, rate_limit="3/minute", rate_limit_key_prefix=f"burst-{uuid.uuid4().hex}"
+    )
+    with live_app(settings, tmp_path) as url:
+        statuses = []
+        last = None
+        for _ in range(6):
+            last = requests.post(f"{url}/api/v1/jobs", data={"spec": "us-passport"}, timeout=10)
+            statuses.append(last.status_code)
+        # Three requests go through (and fail validation: no photo); the rest are refused.
+        assert statuses == [422, 422, 422, 429, 429, 429]
+        assert last is not None
+        assert last.json()["error"] == "rate_limited"
+        assert 0 < int(last.headers["Retry-After"]) <= 60
+        # Reads are not limited: a client can still poll and browse.
+        assert requests.get(f"{url}/api/v1/specs", timeout=10).status_code == 200
+        assert requests.get(f"{url}/api/v1/jobs/{'A' * 22}", timeout=10).status_code == 404
+        # Another client address has its own budget (X-Forwarded-For is not trusted by default).
+        spoofed = requests.post(
+            f"{url}/api/v1/jobs",
+            data={"spec": "us-passport"},
+            headers={"X-Forwarded-For": "10.1.2.3"},
+            timeout=10,
+        )
+        assert spoofed.status_code == 429
+
+
+def _publish(broker_url: str, queue: str, count: int) -> None:
+    from web.admission import pika_parameters
+
+    connection = pika.BlockingConnection(pika_parameters(broker_url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue=queue, durable=True)
+        for i in range(count):
+            channel.basic_publish("", queue, f"backlog {i}".encode())
+    finally:
+        connection.close()
+
+
+def _purge(broker_url: str, queue: str) -> None:
+    from web.admission import pika_parameters
+
+    connection = pika.BlockingConnection(pika_parameters(broker_url))
+    try:
+        connection.channel().queue_purge(queue)
+    finally:
+        connection.close()
+
+
+def test_503_while_the_gpu_queue_is_too_deep(
+    base_settings: Settings, vhosts: Vhosts, tmp_path: Path
+) -> None:
+    broker_url = vhosts.url(vhosts.backlog)
+    settings = replace(base_settings, broker_url=broker_url, gpu_queue_max_depth=2)
+    photo = unique_portrait()  # a known photo could be answered from finished work at once
+
+    def post() -> requests.Response:
+        return requests.post(
+            f"{url}/api/v1/jobs",
+            data={"spec": "us-passport"},
+            files={"photo": ("me.jpg", photo, "image/jpeg")},
+            timeout=30,
+        )
+
+    _publish(broker_url, "gpu", 3)  # nobody consumes this vhost: a real backlog of 3 > 2
+    with live_app(settings, tmp_path) as url:
+        response = post()
+        assert response.status_code == 503
+        assert response.json()["error"] == "overloaded"
+        assert int(response.headers["Retry-After"]) > 0
+        assert requests.get(f"{url}/readyz", timeout=10).status_code == 200  # busy, not broken
+
+        _purge(broker_url, "gpu")
+        time.sleep(1.2)  # the depth is cached for a second
+        response = post()
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        assert requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()["state"] == "queued"
+        assert requests.delete(f"{url}/api/v1/jobs/{job_id}", timeout=10).status_code == 204

@@ -1,0 +1,231 @@
+"""The JSON API, ``/api/v1``: submit a photo, poll the job, recompose, delete, list the specs.
+
+Views validate what HTTP can see (size, the bytes' real format, the form fields), call
+``tasks.jobs`` and shape its answers; everything they raise is turned into JSON by
+``web/errors.py``. They never touch the pipeline beyond its errors and ``sniff``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from types import ModuleType
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+
+from config.catalogue import COUNTRY_NAMES, list_specs
+from config.colours import NAMED_COLOURS
+from pipeline.decode import sniff
+from web.context import state
+from web.errors import ApiError, file_too_large, unavailable
+from web.openapi import openapi_document
+from web.security import check_csrf
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+#: Job ids the API will look up; anything else is an unknown job without asking the job store.
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Fields of a job record a client may see. The record holds more (input hash, storage keys,
+#: the id of a job whose outputs were reused: another client's capability) that stay inside.
+_PUBLIC_FIELDS = (
+    "state",
+    "reason",
+    "message",
+    "error_details",
+    "failed_stage",
+    "spec",
+    "background",
+    "options",
+    "parent",
+    "matte_cached",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "timestamps",
+)
+#: Per-stage fields a client may see (not which host or process ran it).
+_STAGE_FIELDS = ("status", "started_at", "finished_at", "duration_s", "attempt", "error")
+SUPPORTED_FORMATS = "JPEG, PNG, WebP or HEIC"
+
+
+def _jobs() -> ModuleType:
+    # Imported on first use: building the app (and serving the form) needs no Celery.
+    from tasks import jobs
+
+    return jobs
+
+
+@bp.before_request
+def _csrf() -> None:
+    check_csrf(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _job_url(job_id: str) -> str:
+    return url_for("api.get_job", job_id=job_id, _external=True)
+
+
+def _accepted(job_id: str) -> Response:
+    g.job_id = job_id
+    response = jsonify({"job_id": job_id, "status_url": _job_url(job_id)})
+    response.status_code = 202
+    response.headers["Location"] = _job_url(job_id)
+    return response
+
+
+def _admit() -> None:
+    """503 with Retry-After while the GPU queue is deeper than ``gpu_queue_max_depth``."""
+    app_state = state()
+    if app_state.gauge is None:  # embedded mode: no queue
+        return
+    depth = app_state.gauge.depth()
+    if depth is None:
+        raise unavailable("unavailable", "The job queue cannot be reached; try again soon.")
+    if depth > app_state.settings.gpu_queue_max_depth:
+        raise unavailable("overloaded", "We are very busy right now; please try again shortly.")
+
+
+def _missing(field: str, message: str) -> ApiError:
+    return ApiError(422, f"missing_{field}", message)
+
+
+def _read_photo() -> bytes:
+    limit = state().settings.max_upload_bytes
+    upload = request.files.get("photo")
+    if upload is None:
+        raise _missing("photo", "No photo was uploaded: send the image in the 'photo' field.")
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise file_too_large(limit)
+    if not data:
+        raise _missing("photo", "The uploaded photo is empty.")
+    if sniff(data) is None:
+        raise ApiError(
+            415,
+            "unsupported_image",
+            f"This file is not a photo we can read: upload a {SUPPORTED_FORMATS} image.",
+        )
+    return data
+
+
+def _options(raw: str | None) -> dict[str, Any] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(422, "bad_parameter", "'options' must be a JSON object.") from exc
+    if not isinstance(value, dict):
+        raise ApiError(422, "bad_parameter", "'options' must be a JSON object.")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, "bad_parameter", "spec and background must be strings.")
+    return value.strip() or None
+
+
+@bp.post("/jobs")
+def create_job() -> Response:
+    _admit()
+    data = _read_photo()
+    spec = _text(request.form.get("spec"))
+    if not spec:
+        raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
+    background = _text(request.form.get("background"))
+    options = _options(request.form.get("options"))
+    job_id = _jobs().submit_job(
+        state().settings, data, spec=spec, background=background, options=options
+    )
+    metrics = state().metrics
+    if metrics is not None:
+        metrics.jobs_submitted.labels(kind="new").inc()
+    return _accepted(job_id)
+
+
+def _record(job_id: str) -> dict[str, Any]:
+    record = _jobs().get_job(state().settings, job_id) if _JOB_ID.match(job_id) else None
+    if record is None:
+        raise ApiError(
+            404, "unknown_job", "No job with this id: it may have expired or been deleted."
+        )
+    g.job_id = job_id
+    return record
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    record = _record(job_id)
+    body: dict[str, Any] = {"job_id": job_id}
+    body.update({k: record[k] for k in _PUBLIC_FIELDS if k in record})
+    body["stages"] = {
+        name: {k: info[k] for k in _STAGE_FIELDS if k in info}
+        for name, info in (record.get("stages") or {}).items()
+        if isinstance(info, dict)
+    }
+    job_state = record.get("state")
+    body["outputs"] = _jobs().job_links(state().settings, record) if job_state == "done" else {}
+    body["report"] = record.get("report")
+    metrics = state().metrics
+    if metrics is not None and isinstance(job_state, str):
+        metrics.observe_outcome(job_id, job_state, record.get("reason"))
+    response = jsonify(body)
+    # Presigned links expire; a cached copy would hand out dead links.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/jobs/<job_id>/recompose")
+def recompose_job(job_id: str) -> Response:
+    _record(job_id)
+    payload: Any = request.get_json(silent=True) if request.is_json else request.form
+    if not hasattr(payload, "get"):
+        raise ApiError(422, "bad_parameter", "Send a JSON object or form with spec/background.")
+    spec = _text(payload.get("spec"))
+    background = _text(payload.get("background"))
+    if spec is None and background is None:
+        raise ApiError(422, "bad_parameter", "Give a new 'spec', a new 'background', or both.")
+    new_id = _jobs().recompose(state().settings, job_id, spec=spec, background=background)
+    metrics = state().metrics
+    if metrics is not None:
+        metrics.jobs_submitted.labels(kind="recompose").inc()
+    return _accepted(new_id)
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Response:
+    if not (_JOB_ID.match(job_id) and _jobs().delete_job(state().settings, job_id)):
+        raise ApiError(
+            404, "unknown_job", "No job with this id: it may have expired or been deleted."
+        )
+    g.job_id = job_id
+    return Response(status=204)
+
+
+def spec_catalogue() -> dict[str, Any]:
+    """The specs as JSON, each with its country's name, plus the named background colours."""
+    specs = []
+    for spec in list_specs():
+        item = spec.to_dict()
+        item["country_name"] = COUNTRY_NAMES.get(spec.country, spec.country)
+        specs.append(item)
+    return {
+        "specs": specs,
+        "countries": COUNTRY_NAMES,
+        "backgrounds": {**NAMED_COLOURS, "transparent": None},
+    }
+
+
+@bp.get("/specs")
+def specs() -> Response:
+    response = jsonify(spec_catalogue())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(max_upload_bytes=state().settings.max_upload_bytes))

@@ -1,0 +1,194 @@
+"""Every error the web app answers, mapped to an HTTP status and a JSON body in this one place.
+
+The body is always ``{"error": <stable code>, "message": <plain words>}`` (domain errors add their
+details, e.g. ``face_count``). Nothing else ever reaches the client: an unexpected exception is
+logged with its traceback and answered ``500 {"error": "internal_error"}``.
+
+Status codes:
+    400 bad_request          a malformed request (e.g. broken multipart)
+    403 csrf_failed          the form's token is missing or wrong, or a foreign Origin
+    403 bad_signature        a /files link that is forged or expired
+    404 not_found/unknown_job
+    410 input_expired        the job's photo is no longer stored: it cannot be recomposed
+    405 method_not_allowed
+    413 file_too_large       the upload is above ``settings.max_upload_bytes``
+    413 image_too_large      the image has more pixels than ``settings.max_pixels``
+    415 unsupported_image    the bytes are not an image format we read (sniffed, not the name)
+    422 bad_parameter/unknown_spec/missing_photo/no_face/...   a request we understood but refuse
+    429 rate_limited         the client's request budget is spent (Retry-After)
+    503 overloaded/unavailable  the GPU queue is too deep or a backend is down (Retry-After)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from pipeline.errors import (
+    BadParameter,
+    FaceError,
+    IdPhotoError,
+    ImageTooLarge,
+    ImageTooSmall,
+    SpecUnmet,
+    UnsupportedImage,
+)
+from storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
+
+logger = logging.getLogger("idphoto.web")
+
+#: Seconds a client should wait before retrying after a 503.
+RETRY_AFTER_S = 5
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal raised by the views (not a domain error)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+
+def file_too_large(limit_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "file_too_large",
+        f"The file is too large: the limit is {_human_bytes(limit_bytes)}.",
+        limit_bytes=limit_bytes,
+    )
+
+
+def unavailable(code: str, message: str, retry_after_s: int = RETRY_AFTER_S) -> ApiError:
+    return ApiError(503, code, message, headers={"Retry-After": str(retry_after_s)})
+
+
+def _human_bytes(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):g} MB"
+    if n >= 1024:
+        return f"{n / 1024:g} KB"
+    return f"{n} bytes"
+
+
+# Domain error class -> HTTP status; the first matching entry wins (subclasses before bases).
+_DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (UnsupportedImage, 415),
+    (ImageTooLarge, 413),
+    (ImageTooSmall, 422),
+    (BadParameter, 422),
+    (FaceError, 422),
+    (SpecUnmet, 422),
+    (IdPhotoError, 422),
+)
+
+_HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request could not be understood."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This address does not accept that method."),
+    429: ("rate_limited", "Too many requests: please wait a little and try again."),
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **details: Any,
+) -> Response:
+    response = jsonify({"error": code, "message": message, **details})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _handle_api_error(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.details)
+
+
+#: Domain errors defined outside the pipeline (tasks.jobs), matched by their stable code so
+#: that this module imports no Celery.
+_CODE_STATUS = {"unknown_job": 404, "input_expired": 410}
+
+
+def _handle_domain_error(exc: IdPhotoError) -> Response:
+    status = _CODE_STATUS.get(exc.code) or next(
+        code for cls, code in _DOMAIN_STATUS if isinstance(exc, cls)
+    )
+    body = exc.to_dict()
+    code, message = body.pop("error"), body.pop("message")
+    return error_response(status, code, message, **_jsonable(body))
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in details.items() if isinstance(v, str | int | float | bool | None)}
+
+
+def _handle_http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status < 400:  # a redirect raised as an exception is not an error
+        return exc.get_response()
+    if status == 413:
+        from web.context import settings
+
+        return _handle_api_error(file_too_large(settings().max_upload_bytes))
+    code, message = _HTTP_CODES.get(status, ("http_error", exc.name or "Request refused."))
+    if status == 429 and exc.description:
+        message = f"Too many requests (limit {exc.description}): please wait and try again."
+    response = error_response(status, code, message)
+    if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _handle_not_found(exc: Exception) -> Response:
+    return error_response(404, "not_found", "There is nothing at this address.")
+
+
+def _handle_storage_unavailable(exc: StorageUnavailable) -> Response:
+    logger.error("storage unavailable: %s", type(exc).__name__)
+    return _handle_api_error(unavailable("unavailable", "Storage is unavailable; try again soon."))
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def init_app(app: Flask) -> None:
+    """Register the one mapping from exceptions to JSON answers."""
+    app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(IdPhotoError, _handle_domain_error)
+    app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(ObjectNotFound, _handle_not_found)
+    app.register_error_handler(InvalidKey, _handle_not_found)
+    app.register_error_handler(StorageUnavailable, _handle_storage_unavailable)
+    app.register_error_handler(Exception, _handle_unexpected)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.config["TRAP_HTTP_EXCEPTIONS"] = False
+
+    @app.before_request
+    def _refuse_oversized_body() -> None:
+        # Refuse on the declared length before anything reads the body; a chunked body is cut
+        # off by MAX_CONTENT_LENGTH while the form is parsed (werkzeug's LimitedStream).
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if limit is not None and (request.content_length or 0) > limit:
+            from web.context import settings
+
+            raise file_too_large(settings().max_upload_bytes)

@@ -1,0 +1,46 @@
+"""Per-client rate limit on the API's writes (submit, recompose, delete), kept in Redis.
+
+One budget of ``settings.rate_limit`` (e.g. ``"60/minute"``; empty = off) per client address,
+shared by all unsafe requests under ``/api/``; reads (polling a job, the spec list) are free.
+Counters live under ``settings.rate_limit_key_prefix`` in ``settings.redis_url`` so that every
+web process shares them (tests pick a fresh prefix to start from zero). When Redis cannot be
+reached the limit is skipped and logged rather than failing every request. A refusal is
+``429 {"error": "rate_limited"}`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import Limiter
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def client_address() -> str:
+    """The client's address (``ProxyFix`` has applied ``trusted_proxy_hops`` already)."""
+    return request.remote_addr or "unknown"
+
+
+def _exempt() -> bool:
+    return request.method not in _UNSAFE or request.blueprint != "api"
+
+
+def init_app(app: Flask) -> Limiter | None:
+    from web.context import state
+
+    settings = state(app).settings
+    limit = settings.rate_limit.strip()
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    limiter = Limiter(
+        client_address,
+        app=app,
+        storage_uri=settings.redis_url,
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
+        strategy="fixed-window",
+        key_prefix=settings.rate_limit_key_prefix,
+        application_limits=[limit] if limit else [],
+        application_limits_exempt_when=_exempt,
+        swallow_errors=True,
+        enabled=bool(limit),
+    )
+    return limiter

@@ -1,0 +1,266 @@
+"""The OpenAPI 3 description of ``/api/v1``, served as JSON and rendered by ``/api/docs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+JOB_STATES = ["queued", "segmenting", "refining", "compositing", "storing", "done", "failed"]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "description": "The id returned when the job was accepted.",
+    "schema": {"type": "string"},
+}
+
+_CSRF = {
+    "name": "X-CSRF-Token",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Only for browsers holding the form's session cookie: the token from the form page. "
+        "Programmatic clients send no cookie and no token."
+    ),
+    "schema": {"type": "string"},
+}
+
+
+def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
+    mb = max_upload_bytes / (1024 * 1024)
+    common_write = {
+        "403": _error(
+            "csrf_failed: a browser request without the form's token, or from another site."
+        ),
+        "429": {
+            **_error("rate_limited: this client's request budget is spent."),
+            "headers": _RETRY_AFTER,
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "idphoto API",
+            "version": "1.0.0",
+            "description": (
+                "Turn a portrait into an official ID photo. Submit a photo with a specification "
+                "and a background, poll the job until it is `done` or `failed`, then download the "
+                "outputs through the presigned links in the job. Errors are JSON "
+                "`{error, message}` with a stable machine-readable `error` code. "
+                "Writes (POST, DELETE) are rate-limited per client."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/v1/jobs": {
+                "post": {
+                    "operationId": "createJob",
+                    "summary": "Submit a photo",
+                    "description": (
+                        f"Upload one portrait (JPEG, PNG, WebP or HEIC, at most {mb:g} MB). "
+                        "The format is read from the file's bytes, not its name."
+                    ),
+                    "parameters": [_CSRF],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["photo", "spec"],
+                                    "properties": {
+                                        "photo": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": "The portrait.",
+                                        },
+                                        "spec": {
+                                            "type": "string",
+                                            "example": "us-passport",
+                                            "description": "A spec id from GET /api/v1/specs.",
+                                        },
+                                        "background": {
+                                            "type": "string",
+                                            "example": "white",
+                                            "description": (
+                                                "A colour name, #rrggbb, transparent, or "
+                                                "gradient:<top>,<bottom>. Default: the spec's."
+                                            ),
+                                        },
+                                        "options": {
+                                            "type": "string",
+                                            "description": "Extra options as a JSON object.",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            **_json("Accepted: poll status_url.", "JobAccepted"),
+                            "headers": {
+                                "Location": {
+                                    "schema": {"type": "string"},
+                                    "description": "The job's status URL.",
+                                }
+                            },
+                        },
+                        "413": _error("file_too_large / image_too_large."),
+                        "415": _error("unsupported_image: the file is not an image we read."),
+                        "422": _error(
+                            "missing_photo, missing_spec, unknown_spec, bad_parameter (e.g. a bad "
+                            "colour or options that are not a JSON object)."
+                        ),
+                        **common_write,
+                        "503": {
+                            **_error(
+                                "overloaded: the GPU queue is full; unavailable: a backend is down."
+                            ),
+                            "headers": _RETRY_AFTER,
+                        },
+                    },
+                }
+            },
+            "/api/v1/jobs/{job_id}": {
+                "get": {
+                    "operationId": "getJob",
+                    "summary": "Poll a job",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json("The job's state; outputs and report once done.", "Job"),
+                        "404": _error("unknown_job."),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteJob",
+                    "summary": "Delete a job and its outputs",
+                    "parameters": [_JOB_ID, _CSRF],
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        "404": _error("unknown_job."),
+                        **common_write,
+                    },
+                },
+            },
+            "/api/v1/jobs/{job_id}/recompose": {
+                "post": {
+                    "operationId": "recomposeJob",
+                    "summary": "Same photo, another spec or background",
+                    "description": (
+                        "Reuses the job's cached matte: only composition and storage run again. "
+                        "Returns a new job."
+                    ),
+                    "parameters": [_JOB_ID, _CSRF],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Recompose"}
+                            },
+                            "application/x-www-form-urlencoded": {
+                                "schema": {"$ref": "#/components/schemas/Recompose"}
+                            },
+                        },
+                    },
+                    "responses": {
+                        "202": _json("Accepted: poll status_url.", "JobAccepted"),
+                        "404": _error("unknown_job."),
+                        "422": _error("bad_parameter / unknown_spec."),
+                        **common_write,
+                    },
+                }
+            },
+            "/api/v1/specs": {
+                "get": {
+                    "operationId": "listSpecs",
+                    "summary": "The photo specifications and named backgrounds",
+                    "responses": {"200": _json("The catalogue.", "SpecList")},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {
+                        "error": {"type": "string", "description": "Stable code, e.g. no_face."},
+                        "message": {"type": "string", "description": "Plain words for a person."},
+                    },
+                },
+                "JobAccepted": {
+                    "type": "object",
+                    "required": ["job_id", "status_url"],
+                    "properties": {
+                        "job_id": {"type": "string"},
+                        "status_url": {"type": "string", "format": "uri"},
+                    },
+                },
+                "Job": {
+                    "type": "object",
+                    "required": ["job_id", "state"],
+                    "properties": {
+                        "job_id": {"type": "string"},
+                        "state": {"type": "string", "enum": JOB_STATES},
+                        "reason": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "Why it failed: no_face, multiple_faces, "
+                            "face_too_small, unsupported_image, image_too_large, ...",
+                        },
+                        "message": {"type": "string", "nullable": True},
+                        "stages": {"type": "object", "description": "Per-stage progress/timings."},
+                        "outputs": {
+                            "type": "object",
+                            "description": "Presigned download links once done: photo, cutout, "
+                            "sheet (when the spec prints), report.",
+                            "additionalProperties": {"type": "string", "format": "uri"},
+                        },
+                        "report": {
+                            "type": "object",
+                            "nullable": True,
+                            "description": "Compliance report: measures, checks, verdict.",
+                        },
+                    },
+                },
+                "Recompose": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {"type": "string"},
+                        "background": {"type": "string"},
+                    },
+                },
+                "SpecList": {
+                    "type": "object",
+                    "properties": {
+                        "specs": {"type": "array", "items": {"type": "object"}},
+                        "countries": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "backgrounds": {"type": "object"},
+                    },
+                },
+            }
+        },
+    }
