@@ -308,11 +308,15 @@ def human_report(label: str, spec: PhotoSpec, report: dict[str, Any], photo_path
         f"  roll      {m['roll_deg']:.1f} deg, upscale {m['upscale']:.2f}x, "
         f"background {m['background']}",
     ]
-    missed = [c for c in report["checks"] if not c["pass"]]
+    failing = [c for c in report["checks"] if not c["pass"]]
+    missed = [c for c in failing if c.get("level", "required") == "required"]
+    warned = [c for c in failing if c.get("level") == "advisory"]
     if missed:
         lines.append("  MISSED    " + "; ".join(_fmt_check(c) for c in missed))
     else:
         lines.append("  verdict   pass")
+    if warned:
+        lines.append("  warning   " + "; ".join(_fmt_check(c) for c in warned))
     return "\n".join(lines)
 
 

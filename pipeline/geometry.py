@@ -251,3 +251,19 @@ def warp(matte: np.ndarray, p: Placement, *, pad_bottom: int = 0) -> tuple[np.nd
     fg = np.clip(out[..., :3] / safe, 0, 255)
     fg = np.where(alpha[..., None] > 1e-4, fg, 0).astype(np.uint8)
     return fg, alpha.astype(np.float32)
+
+
+def to_output(p: Placement, pts: np.ndarray | list | tuple) -> np.ndarray:
+    """Region-image points -> output pixels (the inverse of ``Placement.matrix``).
+
+    ``p_out = anchor + scale * R(-roll) (p_region - eye_mid)``, with R(a) rotating by ``a``
+    degrees in image axes (y down). ``pts`` is one (x, y) point or an (N, 2) array; the result
+    has the same shape, as float64.
+    """
+    arr = np.asarray(pts, dtype=np.float64)
+    flat = arr.reshape(-1, 2)
+    t = math.radians(p.roll_deg)
+    c, s = math.cos(t), math.sin(t)
+    inv = np.array([[c, s], [-s, c]]) * p.scale  # R(-roll) scaled
+    out = (flat - np.asarray(p.eye_mid)) @ inv.T + np.asarray(p.anchor)
+    return out.reshape(arr.shape)

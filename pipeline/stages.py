@@ -143,6 +143,9 @@ def compose(
         residual_roll_deg=residual,
         eye_distance_px=analysis.face.eye_distance * place.scale,
         upscale=place.scale / analysis.px_per_original,
+        face=analysis.face,
+        image=image,
+        alpha=a,
     )
     sheet_enc, sheet_info = None, None
     if sheet:

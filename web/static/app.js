@@ -199,7 +199,9 @@
       cell(row, c.check.replace(/_/g, " "));
       cell(row, fmt(c.value) + (c.unit && c.unit !== "fraction" ? " " + c.unit : ""));
       cell(row, fmt(c.limit));
-      cell(row, c.pass ? "pass" : "fail", c.pass ? "pass" : "fail");
+      var advisory = c.level === "advisory";
+      var word = c.pass ? "pass" : (advisory ? "advice" : "fail");
+      cell(row, word, c.pass ? "pass" : (advisory ? "warn" : "fail"));
       body.appendChild(row);
     });
     verdict.textContent = report.verdict === "pass" ? "Meets the specification."
