@@ -229,3 +229,59 @@ def specs() -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_document(max_upload_bytes=state().settings.max_upload_bytes))
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+def _batches() -> ModuleType:
+    from tasks import batches
+
+    return batches
+
+
+@bp.post("/batches")
+def create_batch() -> Response:
+    """A zip of photos (field ``archive``) with one spec/background -> 202 with the batch id."""
+    _admit()
+    limit = state().settings.max_upload_bytes
+    upload = request.files.get("archive")
+    if upload is None:
+        raise _missing("archive", "Send a zip of photos in the 'archive' field.")
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise file_too_large(limit)
+    if not data.startswith(b"PK\x03\x04"):
+        raise ApiError(415, "unsupported_archive", "The batch upload must be a zip archive.")
+    spec = _text(request.form.get("spec"))
+    if not spec:
+        raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
+    background = _text(request.form.get("background"))
+    options = _options(request.form.get("options"))
+    batch_id = _batches().submit_batch(
+        state().settings, data, spec=spec, background=background, options=options
+    )
+    url = url_for("api.get_batch", batch_id=batch_id, _external=True)
+    response = jsonify({"batch_id": batch_id, "status_url": url})
+    response.status_code = 202
+    response.headers["Location"] = url
+    return response
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str) -> Response:
+    body = _batches().get_batch(state().settings, batch_id)
+    body["results_url"] = url_for("api.batch_results", batch_id=batch_id, _external=True)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/batches/<batch_id>/results.zip")
+def batch_results(batch_id: str) -> Response:
+    data = _batches().batch_zip(state().settings, batch_id)
+    return Response(
+        data,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="idphoto-batch-{batch_id}.zip"'},
+    )

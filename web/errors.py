@@ -124,7 +124,7 @@ def _handle_api_error(exc: ApiError) -> Response:
 
 #: Domain errors defined outside the pipeline (tasks.jobs), matched by their stable code so
 #: that this module imports no Celery.
-_CODE_STATUS = {"unknown_job": 404, "input_expired": 410}
+_CODE_STATUS = {"unknown_job": 404, "unknown_batch": 404, "input_expired": 410}
 
 
 def _handle_domain_error(exc: IdPhotoError) -> Response:

@@ -193,6 +193,77 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/batches": {
+                "post": {
+                    "operationId": "createBatch",
+                    "summary": "Submit a zip of photos with one spec and background",
+                    "description": (
+                        "At most 50 photos. Each becomes a job; photos refused at submission "
+                        "are listed with their reason."
+                    ),
+                    "parameters": [_CSRF],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["archive", "spec"],
+                                    "properties": {
+                                        "archive": {"type": "string", "format": "binary"},
+                                        "spec": {"type": "string"},
+                                        "background": {"type": "string"},
+                                        "options": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {"description": "Accepted: poll status_url."},
+                        "413": _error("file_too_large."),
+                        "415": _error("unsupported_archive: not a zip."),
+                        "422": _error("bad_parameter / unknown_spec / missing_archive."),
+                        **common_write,
+                    },
+                }
+            },
+            "/api/v1/batches/{batch_id}": {
+                "get": {
+                    "operationId": "getBatch",
+                    "summary": "Poll a batch: each photo's state and reason",
+                    "parameters": [
+                        {
+                            "name": "batch_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The batch."},
+                        "404": _error("unknown_batch."),
+                    },
+                }
+            },
+            "/api/v1/batches/{batch_id}/results.zip": {
+                "get": {
+                    "operationId": "getBatchResults",
+                    "summary": "A zip of the finished photos, their reports and the failures' reasons",
+                    "parameters": [
+                        {
+                            "name": "batch_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "application/zip"},
+                        "404": _error("unknown_batch."),
+                    },
+                }
+            },
             "/api/v1/specs": {
                 "get": {
                     "operationId": "listSpecs",
