@@ -320,15 +320,21 @@ def human_report(label: str, spec: PhotoSpec, report: dict[str, Any], photo_path
     return "\n".join(lines)
 
 
-def _compose(matte: Any, analysis: Any, spec: PhotoSpec, bg: Background, level: bool) -> Any:
-    import inspect
-
+def _compose(
+    matte: Any, analysis: Any, spec: PhotoSpec, bg: Background, args: argparse.Namespace
+) -> Any:
     from pipeline import stages
 
-    kwargs: dict[str, Any] = {"level": level}
-    if "sheet" in inspect.signature(stages.compose).parameters:
-        kwargs["sheet"] = None  # print sheets are not part of ``make`` (yet)
-    return stages.compose(matte, analysis, spec, bg, **kwargs)
+    sheet = None if args.sheet == "none" else args.sheet
+    return stages.compose(
+        matte,
+        analysis,
+        spec,
+        bg,
+        level=not args.no_level,
+        sheet=sheet,
+        zero_margin=args.zero_margin,
+    )
 
 
 def _process(
@@ -358,7 +364,7 @@ def _process(
     for spec in specs:
         try:
             bg = background or parse_background(spec.default_background)
-            comp = _compose(matte, analysis, spec, bg, not args.no_level)
+            comp = _compose(matte, analysis, spec, bg, args)
         except IdPhotoError as exc:
             outcomes.append(_failure(item.label, spec.id if len(specs) > 1 else None, exc))
             continue
@@ -371,6 +377,9 @@ def _process(
         }
         Path(files["photo"]).write_bytes(comp.photo.data)
         Path(files["cutout"]).write_bytes(comp.cutout.data)
+        if comp.sheet is not None:
+            files["sheet"] = str(out_dir / f"{base}-sheet-{args.sheet}.jpg")
+            Path(files["sheet"]).write_bytes(comp.sheet.data)
         record = {"input": item.label, "files": files, **comp.report}
         Path(files["report"]).write_text(json.dumps(record, indent=2, default=str) + "\n")
         ok = comp.report["verdict"] == "pass"
@@ -525,6 +534,17 @@ def _add_make_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("jpg", "png"), help="force the photo's file format")
     p.add_argument("--json", action="store_true", help="one JSON object per photo (JSON lines)")
     p.add_argument("--no-level", action="store_true", help="do not level the eye line")
+    p.add_argument(
+        "--sheet",
+        choices=("none", "4x6", "5x7", "a4"),
+        default="none",
+        help="also write a print sheet of this size (300 dpi, true print size)",
+    )
+    p.add_argument(
+        "--zero-margin",
+        action="store_true",
+        help="lay the sheet out edge to edge (six US 2x2 in photos on 4x6 in)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=_cmd_make)
 

@@ -368,3 +368,22 @@ def test_exit_code_precedence() -> None:
     assert cli._worst([0, 3, 4, 0]) == 4
     assert cli._worst([5, 3]) == 5
     assert cli._worst([3, 1, 5]) == 1
+
+
+def test_print_sheet_six_us_photos_edge_to_edge(tmp_path: Path) -> None:
+    run = idphoto(
+        "make", sample_path("grace_hopper"), "--spec", "us-passport", "--sheet", "4x6",
+        "--zero-margin", "--json", "--out", tmp_path, "-q",
+    )  # fmt: skip
+    assert run.rc == 0, run.stderr
+    record = json.loads(run.stdout.strip().splitlines()[-1])
+    assert record["sheet"]["copies"] == 6
+    sheet = Image.open(record["files"]["sheet"])
+    assert sheet.size == (1200, 1800) and sheet.info["dpi"] == (300, 300)
+    # Measured on the sheet: a 3x2 grid of 600 px photos whose top-left copy matches the photo.
+    photo = np.asarray(Image.open(record["files"]["photo"]).convert("RGB"), dtype=np.int16)
+    sheet_px = np.asarray(sheet.convert("RGB"), dtype=np.int16)
+    for r in range(3):
+        for c in range(2):
+            tile = sheet_px[r * 600 : (r + 1) * 600, c * 600 : (c + 1) * 600]
+            assert np.abs(tile - photo).mean() < 4
