@@ -312,3 +312,30 @@ def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         for worker in started:
             worker.stop()
+
+
+# --- models: loaded once per test session, shared by every module that runs the pipeline ------
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    from config.settings import Settings
+
+    d = Settings.from_env().models_dir
+    if not (d / "isnet-imgly-medium.onnx").is_file():
+        pytest.fail(f"models not in {d}: `make test` runs `idphoto models fetch` first")
+    return d
+
+
+@pytest.fixture(scope="session")
+def detector(models_dir: Path):
+    from pipeline.detect import FaceDetector
+
+    return FaceDetector.from_dir(models_dir, threads=2)
+
+
+@pytest.fixture(scope="session")
+def segmenter(models_dir: Path):
+    from pipeline.segment import load_segmenter
+
+    return load_segmenter(models_dir=models_dir, threads=2)

@@ -63,21 +63,6 @@ def error_lines(run: Run) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def models_dir() -> Path:
-    d = Settings.from_env().models_dir
-    if not (d / "isnet-imgly-medium.onnx").is_file():
-        pytest.skip(f"models not in {d}: run `idphoto models fetch`")
-    return d
-
-
-@pytest.fixture(scope="session")
-def detector(models_dir: Path):
-    from pipeline.detect import FaceDetector
-
-    return FaceDetector.from_dir(models_dir, threads=2)
-
-
-@pytest.fixture(scope="session")
 def grace() -> Path:
     try:
         return sample_path("grace_hopper")

@@ -20,7 +20,6 @@ import inspect
 import io
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ import pytest
 from PIL import Image
 
 from config.catalogue import get_spec, list_specs
-from config.settings import Settings
 from config.specs import PhotoSpec
 from idphoto.samples import sample_path
 from pipeline import stages
@@ -63,28 +61,6 @@ ROW_FRACTION = 0.10
 
 
 # --- session fixtures ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def models_dir() -> Path:
-    d = Settings.from_env().models_dir
-    if not (d / "isnet-imgly-medium.onnx").is_file():
-        pytest.skip(f"models not in {d}: run `idphoto models fetch`")
-    return d
-
-
-@pytest.fixture(scope="session")
-def detector(models_dir: Path):
-    from pipeline.detect import FaceDetector
-
-    return FaceDetector.from_dir(models_dir, threads=2)
-
-
-@pytest.fixture(scope="session")
-def segmenter(models_dir: Path):
-    from pipeline.segment import load_segmenter
-
-    return load_segmenter(models_dir=models_dir, threads=2)
 
 
 @pytest.fixture(scope="session")

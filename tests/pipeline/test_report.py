@@ -14,7 +14,6 @@ import functools
 import io
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ import pytest
 from PIL import Image, ImageFilter
 
 from config.catalogue import get_spec
-from config.settings import Settings
 from idphoto.samples import sample_path
 from pipeline import geometry, report, stages
 from pipeline.composite import parse_background
@@ -39,28 +37,6 @@ LUMA_TOL = 0.03
 
 
 # --- fixtures: models once per module, each input segmented once ------------------------------
-
-
-@pytest.fixture(scope="module")
-def models_dir() -> Path:
-    d = Settings.from_env().models_dir
-    if not (d / "isnet-imgly-medium.onnx").is_file():
-        pytest.skip(f"models not in {d}: run `idphoto models fetch`")
-    return d
-
-
-@pytest.fixture(scope="module")
-def detector(models_dir: Path):
-    from pipeline.detect import FaceDetector
-
-    return FaceDetector.from_dir(models_dir, threads=2)
-
-
-@pytest.fixture(scope="module")
-def segmenter(models_dir: Path):
-    from pipeline.segment import load_segmenter
-
-    return load_segmenter(models_dir=models_dir, threads=2)
 
 
 def _variant(name: str, variant: str) -> Image.Image:
