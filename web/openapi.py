@@ -36,6 +36,14 @@ _JOB_ID = {
     "schema": {"type": "string"},
 }
 
+_BATCH_ID = {
+    "name": "batch_id",
+    "in": "path",
+    "required": True,
+    "description": "The id returned when the batch was accepted.",
+    "schema": {"type": "string"},
+}
+
 _CSRF = {
     "name": "X-CSRF-Token",
     "in": "header",
@@ -232,14 +240,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                 "get": {
                     "operationId": "getBatch",
                     "summary": "Poll a batch: each photo's state and reason",
-                    "parameters": [
-                        {
-                            "name": "batch_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_BATCH_ID],
                     "responses": {
                         "200": {"description": "The batch."},
                         "404": _error("unknown_batch."),
@@ -250,14 +251,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                 "get": {
                     "operationId": "getBatchResults",
                     "summary": "A zip of the finished photos, their reports and the failures' reasons",
-                    "parameters": [
-                        {
-                            "name": "batch_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_BATCH_ID],
                     "responses": {
                         "200": {"description": "application/zip"},
                         "404": _error("unknown_batch."),
