@@ -139,7 +139,7 @@ class JobTask(Task):
     retry_backoff = 2
     retry_backoff_max = 60
     retry_jitter = True
-    max_retries = 5
+    max_retries = 8
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         ctx = args[0] if args else None

@@ -180,6 +180,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<job_id>/recompose")
 def recompose_job(job_id: str) -> Response:
+    _admit()
     _record(job_id)
     payload: Any = request.get_json(silent=True) if request.is_json else request.form
     if not hasattr(payload, "get"):
