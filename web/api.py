@@ -73,15 +73,16 @@ def _accepted(job_id: str) -> Response:
     return response
 
 
-def _admit() -> None:
-    """503 with Retry-After while the GPU queue is deeper than ``gpu_queue_max_depth``."""
+def _admit(incoming: int = 1) -> None:
+    """503 with Retry-After while the GPU queue is deeper than ``gpu_queue_max_depth`` (counting
+    the ``incoming`` jobs of this request beyond the first, so a batch cannot overshoot it)."""
     app_state = state()
     if app_state.gauge is None:  # embedded mode: no queue
         return
     depth = app_state.gauge.depth()
     if depth is None:
         raise unavailable("unavailable", "The job queue cannot be reached; try again soon.")
-    if depth > app_state.settings.gpu_queue_max_depth:
+    if depth + max(0, incoming - 1) > app_state.settings.gpu_queue_max_depth:
         raise unavailable("overloaded", "We are very busy right now; please try again shortly.")
 
 
@@ -241,10 +242,20 @@ def _batches() -> ModuleType:
     return batches
 
 
+def _zip_members(data: bytes) -> int:
+    import io
+    import zipfile
+
+    try:
+        return sum(not i.is_dir() for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise ApiError(415, "unsupported_archive", "The batch upload is not a valid zip.") from exc
+
+
 @bp.post("/batches")
 def create_batch() -> Response:
     """A zip of photos (field ``archive``) with one spec/background -> 202 with the batch id."""
-    _admit()
+    _admit()  # cheap refusal before reading the body
     limit = state().settings.max_upload_bytes
     upload = request.files.get("archive")
     if upload is None:
@@ -254,6 +265,7 @@ def create_batch() -> Response:
         raise file_too_large(limit)
     if not data.startswith(b"PK\x03\x04"):
         raise ApiError(415, "unsupported_archive", "The batch upload must be a zip archive.")
+    _admit(incoming=_zip_members(data))
     spec = _text(request.form.get("spec"))
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")

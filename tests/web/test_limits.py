@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,3 +101,18 @@ def test_503_while_the_gpu_queue_is_too_deep(
         job_id = response.json()["job_id"]
         assert requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()["state"] == "queued"
         assert requests.delete(f"{url}/api/v1/jobs/{job_id}", timeout=10).status_code == 204
+
+        # The queue still holds that job's message (depth 1 <= 2): a batch of 3 would overshoot.
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            for n in range(3):
+                z.writestr(f"p{n}.jpg", photo)
+        time.sleep(1.2)
+        response = requests.post(
+            f"{url}/api/v1/batches",
+            data={"spec": "us-passport"},
+            files={"archive": ("b.zip", archive.getvalue(), "application/zip")},
+            timeout=30,
+        )
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "overloaded"
