@@ -90,14 +90,20 @@ def _missing(field: str, message: str) -> ApiError:
     return ApiError(422, f"missing_{field}", message)
 
 
-def _read_photo() -> bytes:
+def _read_upload(field: str, missing_message: str) -> bytes:
+    """The uploaded file in ``field``, read with a cap: 413 past the upload limit."""
     limit = state().settings.max_upload_bytes
-    upload = request.files.get("photo")
+    upload = request.files.get(field)
     if upload is None:
-        raise _missing("photo", "No photo was uploaded: send the image in the 'photo' field.")
+        raise _missing(field, missing_message)
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise file_too_large(limit)
+    return data
+
+
+def _read_photo() -> bytes:
+    data = _read_upload("photo", "No photo was uploaded: send the image in the 'photo' field.")
     if not data:
         raise _missing("photo", "The uploaded photo is empty.")
     if sniff(data) is None:
@@ -256,13 +262,7 @@ def _zip_members(data: bytes) -> int:
 def create_batch() -> Response:
     """A zip of photos (field ``archive``) with one spec/background -> 202 with the batch id."""
     _admit()  # cheap refusal before reading the body
-    limit = state().settings.max_upload_bytes
-    upload = request.files.get("archive")
-    if upload is None:
-        raise _missing("archive", "Send a zip of photos in the 'archive' field.")
-    data = upload.stream.read(limit + 1)
-    if len(data) > limit:
-        raise file_too_large(limit)
+    data = _read_upload("archive", "Send a zip of photos in the 'archive' field.")
     if not data.startswith(b"PK\x03\x04"):
         raise ApiError(415, "unsupported_archive", "The batch upload must be a zip archive.")
     _admit(incoming=_zip_members(data))
