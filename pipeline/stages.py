@@ -23,10 +23,11 @@ from pipeline.composite import Background, composite, parse_background
 from pipeline.decode import decode
 from pipeline.detect import FaceDetector
 from pipeline.encode import SUBSAMPLING_444, Encoded, encode, encode_jpeg, encode_png
+from pipeline.errors import NoFaceError
 from pipeline.report import build_report
 from pipeline.segment import Segmenter
 from pipeline.sheet import make_sheet, photo_print_mm
-from pipeline.types import Analysis
+from pipeline.types import Analysis, Face
 
 WORK_MAX_SIDE = 2560  # decode size for detection and cropping (JPEG draft keeps this cheap)
 REGION_MAX_SIDE = 1400  # the region is resized to at most this: the matte's resolution
@@ -35,6 +36,10 @@ REGION_MAX_SIDE = 1400  # the region is resized to at most this: the matte's res
 REGION_SIDE = 2.0
 REGION_ABOVE = 1.6
 REGION_BELOW = 2.6
+UPRIGHT_MARGIN = 0.1  # score lead an upside-down reading needs over the upright one
+# Score a face found only after turning the photo needs: real faces in turned portraits score
+# 0.83-0.95 here, false ones in turned still lifes (skimage's coffee) 0.60-0.80.
+TURNED_MIN_SCORE = 0.85
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,7 @@ def analyse(
 ) -> tuple[Analysis, np.ndarray]:
     """Decode and find the one face; return the analysis and the region image (RGB uint8)."""
     decoded = decode(data, max_pixels=max_pixels, max_side=WORK_MAX_SIDE)
-    rgb = np.asarray(decoded.image)
-    face, count = detector.detect(rgb)
+    rotation, rgb, face, count = _upright(detector, np.asarray(decoded.image))
     h, w = rgb.shape[:2]
     fh = face.height
     cx = face.eye_mid[0]
@@ -71,12 +75,60 @@ def analyse(
         face=face.mapped(1.0, -x0, -y0).mapped(scale),
         face_count=count,
         format=decoded.format,
-        extra={"touches": {"top": y0 == 0, "bottom": y1 == h, "left": x0 == 0, "right": x1 == w}},
+        extra={
+            "touches": {"top": y0 == 0, "bottom": y1 == h, "left": x0 == 0, "right": x1 == w},
+            "rotation": rotation,
+        },
     )
-    return analysis, _crop(rgb, analysis)
+    return analysis, _crop(rgb, analysis, rotated=True)
 
 
-def _crop(rgb: np.ndarray, a: Analysis) -> np.ndarray:
+def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, Face, int]:
+    """The photo turned so the face is upright: (quarter turns counter-clockwise, image, face,
+    face count).
+
+    Photos whose orientation EXIF was lost (a scan, an edited or messaged photo) arrive sideways
+    or upside down, and BlazeFace only finds upright faces, sometimes a weak false one in an
+    inverted face. An upright face is searched first; the half turn is also tried and wins only
+    with a clearly better score; quarter turns are tried when nothing upright is found.
+    """
+    try:
+        face, count = detector.detect(rgb)
+    except NoFaceError:
+        face, count = None, 0
+    if face is not None and abs(face.roll_deg) > 45:
+        # A sideways face that BlazeFace still found: the crop region and the chin are only
+        # right once the photo is turned the nearest quarter turn upright.
+        turns = round(face.roll_deg / 90) % 4
+        turned = np.ascontiguousarray(np.rot90(rgb, turns))
+        try:
+            turned_face, turned_count = detector.detect(turned)
+            return turns, turned, turned_face, turned_count
+        except NoFaceError:
+            pass
+    candidates = (2,) if face is not None else (1, 3, 2)
+    for turns in candidates:
+        turned = np.ascontiguousarray(np.rot90(rgb, turns))
+        found = detector.detect_all(turned)
+        if not found:
+            continue
+        best = found[0]
+        if face is not None and best.score < face.score + UPRIGHT_MARGIN:
+            continue
+        if face is None and (best.score < TURNED_MIN_SCORE or abs(best.roll_deg) > 30):
+            continue  # a turned photo of a cup or a landscape must not grow a face
+        other_face, other_count = detector.detect(turned)
+        return turns, turned, other_face, other_count
+    if face is None:
+        raise NoFaceError()
+    return 0, rgb, face, count
+
+
+def _crop(rgb: np.ndarray, a: Analysis, *, rotated: bool = False) -> np.ndarray:
+    """The region of ``a`` from the decoded image (``rotated``: already turned upright)."""
+    turns = int(a.extra.get("rotation", 0))
+    if turns and not rotated:
+        rgb = np.rot90(rgb, turns)
     x0, y0, x1, y1 = a.region
     crop = rgb[y0:y1, x0:x1]
     if a.region_scale < 1.0:

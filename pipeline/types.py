@@ -98,7 +98,8 @@ class Analysis:
     @property
     def px_per_original(self) -> float:
         """Region-image pixels per pixel of the original upload."""
-        return self.region_scale * self.work_size[0] / self.original_size[0]
+        # Long sides: the work image may be a quarter turn of the original.
+        return self.region_scale * max(self.work_size) / max(self.original_size)
 
     def to_dict(self) -> dict[str, Any]:
         return {
