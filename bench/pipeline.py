@@ -17,10 +17,8 @@ the median of N runs after one warm-up run.
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
-import math
 import os
 import platform
 import statistics
@@ -39,7 +37,7 @@ if __package__ in (None, ""):  # `python bench/pipeline.py`
 from config.catalogue import get_spec  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from idphoto.samples import sample_path  # noqa: E402
-from pipeline import geometry, stages  # noqa: E402
+from pipeline import stages  # noqa: E402
 from pipeline.composite import Background, composite, parse_background  # noqa: E402
 from pipeline.decode import decode  # noqa: E402
 from pipeline.detect import FaceDetector  # noqa: E402
@@ -75,10 +73,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _compose(matte: Image.Image, analysis: Any, spec: Any, bg: Background) -> Any:
-    kw: dict[str, Any] = {}
-    if "sheet" in inspect.signature(stages.compose).parameters:
-        kw["sheet"] = None
-    return stages.compose(matte, analysis, spec, bg, **kw)
+    return stages.compose(matte, analysis, spec, bg, sheet=None)
 
 
 def run_once(
@@ -93,26 +88,9 @@ def run_once(
     t["segment"], coarse = _timed(lambda: stages.segment(region, segmenter))
     t["refine"], matte = _timed(lambda: stages.refine(region, coarse))
 
-    # compose, broken down exactly as stages.compose does it
-    rgba = np.asarray(matte.convert("RGBA"))
-    alpha = rgba[..., 3]
-    touches = analysis.extra.get("touches", {})
-
+    # compose, broken down into the calls stages.compose makes
     def geo() -> tuple[Any, np.ndarray, np.ndarray]:
-        head = geometry.measure_head(alpha, analysis.face, level=True)
-        place = geometry.place(
-            head,
-            spec,
-            region_size=(rgba.shape[1], rgba.shape[0]),
-            region_touches=touches,
-            px_per_original=analysis.px_per_original,
-            alpha=alpha,
-        )
-        pad = 0
-        if touches.get("bottom"):
-            pad = int(math.ceil(geometry.BOTTOM_REPLICATE_MAX * spec.height_px / place.scale)) + 2
-        fg, a = geometry.warp(rgba, place, pad_bottom=pad)
-        return place, fg, a
+        return stages.place_and_warp(matte, analysis, spec, level=True)
 
     t["geometry"], (place, fg, a) = _timed(geo)
     t["composite"], (image, cut) = _timed(

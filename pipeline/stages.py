@@ -152,18 +152,10 @@ def refine(region: np.ndarray, coarse: np.ndarray) -> Image.Image:
     return matte.refine(region, coarse.astype(np.float32) / 255.0)
 
 
-def compose(
-    matte_rgba: Image.Image | np.ndarray,
-    analysis: Analysis,
-    spec: PhotoSpec,
-    background: str | Background,
-    *,
-    level: bool = True,
-    sheet: str | None = "4x6",
-    zero_margin: bool = False,
-) -> Composition:
-    """Place, warp, composite and encode for one spec and background (and a print sheet)."""
-    bg = parse_background(background) if isinstance(background, str) else background
+def place_and_warp(
+    matte_rgba: Image.Image | np.ndarray, analysis: Analysis, spec: PhotoSpec, *, level: bool = True
+) -> tuple[geometry.Placement, np.ndarray, np.ndarray]:
+    """Geometry for one spec: the placement, and the foreground and alpha in the spec's frame."""
     rgba = np.asarray(
         matte_rgba.convert("RGBA") if isinstance(matte_rgba, Image.Image) else matte_rgba
     )
@@ -180,8 +172,25 @@ def compose(
     )
     pad = 0
     if touches.get("bottom"):
+        # Rows replicated below a photo that ends at the shoulders (see geometry._check_bottom).
         pad = int(math.ceil(geometry.BOTTOM_REPLICATE_MAX * spec.height_px / place.scale)) + 2
     fg, a = geometry.warp(rgba, place, pad_bottom=pad)
+    return place, fg, a
+
+
+def compose(
+    matte_rgba: Image.Image | np.ndarray,
+    analysis: Analysis,
+    spec: PhotoSpec,
+    background: str | Background,
+    *,
+    level: bool = True,
+    sheet: str | None = "4x6",
+    zero_margin: bool = False,
+) -> Composition:
+    """Place, warp, composite and encode for one spec and background (and a print sheet)."""
+    bg = parse_background(background) if isinstance(background, str) else background
+    place, fg, a = place_and_warp(matte_rgba, analysis, spec, level=level)
     image = composite(fg, a, bg)
     photo = encode(image, spec)
     cutout = encode_png(composite(fg, a, Background.transparent()), spec.dpi, optimize=False)
