@@ -19,7 +19,7 @@ from typing import Any
 
 from config.settings import Settings
 from pipeline.errors import BadParameter, IdPhotoError, UnsupportedImage
-from tasks.jobs import _request, get_job, submit_job
+from tasks.jobs import get_job, submit_job, validate_request
 from tasks.services import services_for
 
 MAX_MEMBERS = 50
@@ -80,7 +80,9 @@ def submit_batch(
 ) -> str:
     """Submit every photo in a zip archive; returns the batch id. Photos refused at submission
     (not an image, too large) are recorded with their reason; the others become jobs."""
-    _request(spec, background, options)  # a bad spec/colour refuses the batch, not each photo
+    validate_request(
+        spec, background, options
+    )  # a bad spec/colour refuses the batch, not each photo
     members = _members(data, settings)
     items: list[dict[str, Any]] = []
     for name, body in members:

@@ -93,7 +93,7 @@ def _options(options: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def _request(
+def validate_request(
     spec: str, background: str | None, options: dict[str, Any] | None
 ) -> tuple[str, str, dict[str, Any]]:
     """Validated and canonical (spec id, background name, options)."""
@@ -258,7 +258,7 @@ def submit_job(
     ``ImageTooLarge`` (over ``settings.max_upload_bytes``). ``StorageUnavailable`` (incl.
     `QueueUnavailable`) when a backend is down.
     """
-    spec_id, bg, opts = _request(spec, background, options)
+    spec_id, bg, opts = validate_request(spec, background, options)
     if not isinstance(data, bytes | bytearray | memoryview) or not data:
         raise UnsupportedImage("The upload is empty.")
     data = bytes(data)
@@ -312,7 +312,7 @@ def recompose(
     record = get_job(settings, job_id)
     if record is None:
         raise JobNotFound("No job with this id: it may have expired or been deleted.")
-    spec_id, bg, opts = _request(
+    spec_id, bg, opts = validate_request(
         spec if spec is not None else record["spec"],
         background if background is not None else record["background"],
         record.get("options"),
