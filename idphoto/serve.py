@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import FrameType
 
@@ -46,6 +46,7 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of the topology's environment
 
 
 def settings_environ(settings: Settings) -> dict[str, str]:
@@ -155,7 +156,9 @@ def _start(child: Child, env: Mapping[str, str]) -> None:
     logger.info("starting %s: %s", child.name, " ".join(child.argv[:6]))
     # A session of its own: the terminal's Ctrl-C reaches only this supervisor, which then stops
     # the children in order instead of each of them reacting on its own.
-    child.process = subprocess.Popen(child.argv, env=dict(env), cwd=_REPO, start_new_session=True)
+    child.process = subprocess.Popen(
+        child.argv, env={**env, **child.env}, cwd=_REPO, start_new_session=True
+    )
 
 
 def _stop(children: Sequence[Child]) -> None:
@@ -176,6 +179,20 @@ def _stop(children: Sequence[Child]) -> None:
 
 class _Stop(Exception):
     pass
+
+
+def colocated_env(settings: Settings) -> dict[str, dict[str, str]]:
+    """Extra environment per worker when the model runs on this machine's CPU beside the CPU
+    stages (no CUDA): the CPU worker keeps to one OpenCV thread and the model's idle threads
+    do not spin, so the two processes do not fight over the same cores. With a GPU, none."""
+    from pipeline.runtime import providers_for
+
+    if providers_for(settings.device)[0] != "CPUExecutionProvider":
+        return {}
+    return {
+        "worker-gpu": {"IDPHOTO_ORT_SPINNING": "0"},
+        "worker-cpu": {"IDPHOTO_CPU_THREADS": str(settings.cpu_threads or 1)},
+    }
 
 
 def run_topology(
@@ -205,6 +222,8 @@ def run_topology(
         Child("worker-gpu", worker_argv("gpu", 1)),
         Child("worker-cpu", worker_argv("cpu", cpu_concurrency)),
     ]
+    for child in children:
+        child.env = colocated_env(settings).get(child.name, {})
     if with_flower:
         if settings.embedded:
             logger.warning("Flower needs a broker: not started in embedded mode")

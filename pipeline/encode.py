@@ -103,8 +103,9 @@ def encode_jpeg(
 def encode_png(image: Image.Image, dpi: int, *, optimize: bool = True) -> Encoded:
     """PNG (RGB, or RGBA when ``image`` has alpha) with a pHYs of ``dpi``, no text.
 
-    ``optimize=False`` uses zlib level 6 without Pillow's extra passes: about 5x faster for a
-    slightly (~10 %) larger file, the right trade for cut-outs made on every re-compose.
+    ``optimize=False`` uses zlib level 1 without Pillow's extra passes: 3-5x faster than level
+    6 (26 vs 73 ms for a 600x600 cut-out, 64 vs 340 ms at 827x1063) for a 12-15 % larger
+    file, the right trade for cut-outs made on every job and re-compose.
     """
     mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or _has_transparency(image) else "RGB"
     clean = _clean(image, mode)
@@ -112,7 +113,7 @@ def encode_png(image: Image.Image, dpi: int, *, optimize: bool = True) -> Encode
     if optimize:
         clean.save(buf, "PNG", optimize=True, dpi=(dpi, dpi))
     else:
-        clean.save(buf, "PNG", compress_level=6, dpi=(dpi, dpi))
+        clean.save(buf, "PNG", compress_level=1, dpi=(dpi, dpi))
     return Encoded(buf.getvalue(), "png", clean.width, clean.height, None, dpi)
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from config.specs import PhotoSpec
-from pipeline.errors import FaceTooSmall, HeadCutOff, SpecUnmet, TooClose
+from pipeline.errors import FaceCutOff, FaceTooSmall, HeadCutOff, SpecUnmet, TooClose
 from pipeline.types import Face
 
 MAX_UPSCALE = 3.0  # output px per original px beyond which detail is invented, not kept
@@ -98,6 +98,43 @@ def measure_head(alpha: np.ndarray, face: Face, *, level: bool = True) -> HeadMe
     rows = np.nonzero(frac >= 0.15)[0]
     crown_y = float(rows[0]) if len(rows) else float(y0 - 0.6 * face.height)
     return HeadMeasure(crown_y=crown_y, chin_y=chin_y, eye_mid=eye_mid, roll_deg=roll)
+
+
+FACE_VISIBLE_MIN = 0.85  # share of the face's inner box the person's matte must cover
+FACE_INNER = 0.15  # the face box shrunk by this share on each side: eyes, nose, mouth, cheeks
+
+
+def face_visible(alpha: np.ndarray, face: Face) -> float:
+    """Share (0-1) of the face's inner box that the matte marks as the person.
+
+    A real face is foreground all over its inner box (~1.0). A face half covered, half erased
+    or pasted half onto a background (a profile approximation, an edited photo) leaves part of
+    its box background, although BlazeFace still finds it and guesses the hidden keypoints.
+    """
+    x0, y0, x1, y1 = face.box
+    dx, dy = FACE_INNER * (x1 - x0), FACE_INNER * (y1 - y0)
+    h, w = alpha.shape
+    c0, c1 = max(0, int(round(x0 + dx))), min(w, int(round(x1 - dx)))
+    r0, r1 = max(0, int(round(y0 + dy))), min(h, int(round(y1 - dy)))
+    if c1 <= c0 or r1 <= r0:
+        return 0.0
+    full = 255.0 if alpha.dtype == np.uint8 else 1.0
+    # area outside the photo counts as not visible
+    inner_area = max(1.0, (x1 - x0 - 2 * dx) * (y1 - y0 - 2 * dy))
+    covered = float((alpha[r0:r1, c0:c1] >= 0.5 * full).sum())
+    return min(1.0, covered / inner_area)
+
+
+def check_face_visible(alpha: np.ndarray, face: Face) -> float:
+    """``face_visible``, or ``FaceCutOff`` when too little of the face is the person."""
+    share = face_visible(alpha, face)
+    if share < FACE_VISIBLE_MIN:
+        raise FaceCutOff(
+            "The face is not fully visible (part of it is covered, cut away or blends into the "
+            "background); use a photo that shows the whole face.",
+            visible=round(share, 2),
+        )
+    return share
 
 
 def _interval(lo: float, hi: float) -> tuple[float, float]:

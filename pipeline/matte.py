@@ -5,8 +5,13 @@ foreground colour.
    slightly misplaced) is refined with a colour guided filter (He, Sun, Tang 2013) using the photo
    as the guide: the alpha then follows the photo's own edges (hair strands, collars) within a
    band around the mask contour. Far inside and far outside the band the coarse decision stands.
-2. The foreground colour F is estimated (pymatting's multi-level ``estimate_foreground_ml``,
-   Germer et al. 2020) so that F*a + B*(1-a) on a new background carries no fringe of the old one.
+2. The foreground colour F is estimated so that F*a + B*(1-a) on a new background carries no
+   fringe of the old one: blur fusion (Forte & Pitie, "Approximate Fast Foreground Colour
+   Estimation", ICIP 2021), two passes of box-filtered foreground and background estimates,
+   large radius then small. It matches pymatting's multi-level ``estimate_foreground_ml``
+   (Germer et al. 2020, used before) within 0.2 grey levels of recomposition error on our
+   portraits, at a fraction of its time (box filters, float32, no numba threads to contend with
+   the model's).
 
 The result is one RGBA image (F in RGB, a in A): cached per input and model, reused by every spec
 and background, and it is the transparent cut-out users download.
@@ -36,12 +41,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     for a, b in ii:
         var[a, b] = _box(guide[..., a] * guide[..., b], r) - mean_i[..., a] * mean_i[..., b]
         var[b, a] = var[a, b]
-    sigma = np.empty(src.shape + (3, 3), np.float32)
     for a in range(3):
-        for b in range(3):
-            sigma[..., a, b] = var[a, b] + (eps if a == b else 0.0)
-    inv = np.linalg.inv(sigma)
-    coef = np.einsum("...ij,...j->...i", inv, cov_ip)
+        var[a, a] = var[a, a] + eps
+    coef = _solve_sym3(var, cov_ip)
     bias = mean_p - np.einsum("...i,...i->...", coef, mean_i)
     mean_a = _box(coef, r)
     mean_b = _box(bias, r)
@@ -53,6 +55,27 @@ def _band(mask: np.ndarray, width: int) -> np.ndarray:
     hard = (mask >= 0.5).astype(np.uint8)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
     return cv2.dilate(hard, k) != cv2.erode(hard, k)
+
+
+def _solve_sym3(var: dict[tuple[int, int], np.ndarray], rhs: np.ndarray) -> np.ndarray:
+    """Per-pixel solution of ``S x = rhs`` for the symmetric 3x3 ``S`` given by its upper
+    triangle ``var[a, b]`` (a <= b), by cofactors: elementwise, ~10x faster than
+    ``np.linalg.inv`` on a stack of small matrices. ``S`` is positive definite (eps added)."""
+    s00, s01, s02 = var[0, 0], var[0, 1], var[0, 2]
+    s11, s12, s22 = var[1, 1], var[1, 2], var[2, 2]
+    c00 = s11 * s22 - s12 * s12
+    c01 = s02 * s12 - s01 * s22
+    c02 = s01 * s12 - s02 * s11
+    c11 = s00 * s22 - s02 * s02
+    c12 = s01 * s02 - s00 * s12
+    c22 = s00 * s11 - s01 * s01
+    inv_det = 1.0 / (s00 * c00 + s01 * c01 + s02 * c02)
+    v0, v1, v2 = rhs[..., 0], rhs[..., 1], rhs[..., 2]
+    out = np.empty_like(rhs)
+    out[..., 0] = (c00 * v0 + c01 * v1 + c02 * v2) * inv_det
+    out[..., 1] = (c01 * v0 + c11 * v1 + c12 * v2) * inv_det
+    out[..., 2] = (c02 * v0 + c12 * v1 + c22 * v2) * inv_det
+    return out
 
 
 def fast_guided_filter(
@@ -75,13 +98,12 @@ def fast_guided_filter(
     mean_i = _box(g, r)
     mean_p = _box(p, r)
     cov_ip = _box(g * p[..., None], r) - mean_i * mean_p[..., None]
-    sigma = np.empty(p.shape + (3, 3), np.float32)
+    var = {}
     for a in range(3):
         for b in range(a, 3):
-            v = _box(g[..., a] * g[..., b], r) - mean_i[..., a] * mean_i[..., b]
-            sigma[..., a, b] = sigma[..., b, a] = v
-        sigma[..., a, a] += eps
-    coef = np.einsum("...ij,...j->...i", np.linalg.inv(sigma), cov_ip)
+            var[a, b] = _box(g[..., a] * g[..., b], r) - mean_i[..., a] * mean_i[..., b]
+        var[a, a] += eps
+    coef = _solve_sym3(var, cov_ip)
     bias = mean_p - np.einsum("...i,...i->...", coef, mean_i)
     mean_a = cv2.resize(_box(coef, r), (w, h), interpolation=cv2.INTER_LINEAR)
     mean_b = cv2.resize(_box(bias, r), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -107,18 +129,43 @@ def refine_alpha(rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
 
 
 def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Foreground colour (uint8 HxWx3) under ``alpha``, free of the old background."""
-    from pymatting import estimate_foreground_ml
+    """Foreground colour (uint8 HxWx3) under ``alpha``, free of the old background.
 
-    img = rgb.astype(np.float64) / 255.0
-    fg = estimate_foreground_ml(
-        img, alpha.astype(np.float64), n_big_iterations=2, n_small_iterations=1
-    )
-    fg = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    # Where the photo is certainly foreground, keep its exact pixels.
-    sure = alpha >= 0.999
-    fg[sure] = rgb[sure]
-    return fg
+    Blur fusion, two passes (radius ~H/16 up to the paper's 90, then 6). Each pass is
+    ``F = Fb + a (I - a Fb - (1 - a) Bb)`` with ``Fb = blur(F a) / blur(a)`` and
+    ``Bb = blur(B (1 - a)) / blur(1 - a)``. Only the mixed pixels (0 < a < 1) need F: where
+    a = 1 the formula gives I exactly and where a = 0 F never shows, so the blurs run over the
+    whole image and the rest only over the mixed pixels.
+    """
+    eps = 1e-5
+    mixed = (alpha > 0.0) & (alpha < 0.999)
+    out = rgb.copy()
+    if not mixed.any():
+        return out
+    image = rgb.astype(np.float32) * (1.0 / 255.0)
+    a = np.ascontiguousarray(alpha, dtype=np.float32)
+    a3 = a[..., None]
+    am, im = a[mixed][:, None], image[mixed]
+
+    def blur(x: np.ndarray, r: int) -> np.ndarray:
+        return cv2.blur(x, (r, r))
+
+    big = int(np.clip(round(max(alpha.shape) / 16), 15, 90))
+    # pass 1: F = B = I
+    fa = image * a3  # F a
+    blur_a = blur(a, big)[..., None]
+    blur_fa = blur(fa, big)
+    fb = blur_fa[mixed] / (blur_a[mixed] + eps)
+    bb = (blur(image, big) - blur_fa) / ((1.0 - blur_a) + eps)  # blur(I (1-a)), by linearity
+    f1 = np.clip(fb + am * (im - am * fb - (1.0 - am) * bb[mixed]), 0.0, 1.0)
+    # pass 2: F from pass 1, B = pass 1's blurred background
+    fa[mixed] = f1 * am
+    blur_a = blur(a, 6)[..., None][mixed]
+    fb = blur(fa, 6)[mixed] / (blur_a + eps)
+    bb = blur(bb * (1.0 - a3), 6)[mixed] / ((1.0 - blur_a) + eps)
+    f2 = np.clip(fb + am * (im - am * fb - (1.0 - am) * bb), 0.0, 1.0)
+    out[mixed] = (f2 * 255.0 + 0.5).astype(np.uint8)
+    return out
 
 
 def refine(rgb: np.ndarray, coarse: np.ndarray) -> Image.Image:

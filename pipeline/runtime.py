@@ -32,8 +32,10 @@ def providers_for(
     return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
 
 
-def session_options(threads: int = 0) -> ort.SessionOptions:
+def session_options(threads: int = 0, *, spinning: bool = True) -> ort.SessionOptions:
     opts = ort.SessionOptions()
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only: the models' unused-initialiser warnings are noise
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads > 0:

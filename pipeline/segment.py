@@ -82,8 +82,9 @@ def load_segmenter(
     threads: int = 0,
     cuda_device_id: int = 0,
     cuda_mem_limit_mb: int = 0,
+    spinning: bool = True,
 ) -> Segmenter:
-    opts = session_options(threads)
+    opts = session_options(threads, spinning=spinning)
     providers = providers_for(
         device, cuda_device_id=cuda_device_id, cuda_mem_limit_mb=cuda_mem_limit_mb
     )

@@ -29,7 +29,11 @@ from pipeline.segment import Segmenter
 from pipeline.sheet import make_sheet, photo_print_mm
 from pipeline.types import Analysis, Face
 
-WORK_MAX_SIDE = 2560  # decode size for detection and cropping (JPEG draft keeps this cheap)
+# Decode size for detection and cropping: JPEG DCT scaling (or an integer box reduce) to a long
+# side in [WORK_SIDE, 2 * WORK_SIDE), never resampled further (see decode's ``exact``).
+WORK_SIDE = 1280
+SEARCH_SIDE = 768  # size of the copy the upside-down and sideways readings are scored on
+REGION_MIN_SHARE = 0.9  # a region below this share of its wanted size is decoded again, finer
 REGION_MAX_SIDE = 1400  # the region is resized to at most this: the matte's resolution
 # Region around the face, in face-box heights: wide enough for every spec's frame (head down to
 # ~45 % of the height), so one matte serves every spec and background.
@@ -55,21 +59,37 @@ class Composition:
 def analyse(
     data: bytes, detector: FaceDetector, *, max_pixels: int = 50_000_000
 ) -> tuple[Analysis, np.ndarray]:
-    """Decode and find the one face; return the analysis and the region image (RGB uint8)."""
-    decoded = decode(data, max_pixels=max_pixels, max_side=WORK_MAX_SIDE)
+    """Decode and find the one face; return the analysis and the region image (RGB uint8).
+
+    The photo is decoded coarsely (``WORK_SIDE``): enough to find a face and place the region.
+    When the face is small in a large photo, the region at that scale falls short of the
+    matte's resolution (``REGION_MAX_SIDE``, or all the photo has): the photo is decoded once
+    more, just fine enough, and the face mapped onto it.
+    """
+    decoded = decode(data, max_pixels=max_pixels, max_side=WORK_SIDE, exact=False)
     rotation, rgb, face, count = _upright(detector, np.asarray(decoded.image))
+    max_side = WORK_SIDE
+    x0, y0, x1, y1 = _region_box(face, rgb.shape)
+    long_work = max(rgb.shape[:2])
+    long_orig = max(decoded.original_size)
+    if long_work < long_orig:
+        have = max(x1 - x0, y1 - y0)
+        want = min(REGION_MAX_SIDE, have * long_orig / long_work)
+        if have < REGION_MIN_SHARE * want:
+            max_side = min(long_orig, math.ceil(long_work * want / have))
+            decoded = decode(data, max_pixels=max_pixels, max_side=max_side, exact=False)
+            finer = np.asarray(decoded.image)
+            if rotation:
+                finer = np.ascontiguousarray(np.rot90(finer, rotation))
+            face = face.mapped(max(finer.shape[:2]) / long_work)
+            rgb = finer
+            x0, y0, x1, y1 = _region_box(face, rgb.shape)
     h, w = rgb.shape[:2]
-    fh = face.height
-    cx = face.eye_mid[0]
-    x0 = max(0, int(math.floor(cx - REGION_SIDE * fh)))
-    x1 = min(w, int(math.ceil(cx + REGION_SIDE * fh)))
-    y0 = max(0, int(math.floor(face.box[1] - REGION_ABOVE * fh)))
-    y1 = min(h, int(math.ceil(face.box[3] + REGION_BELOW * fh)))
     scale = min(1.0, REGION_MAX_SIDE / max(x1 - x0, y1 - y0))
     analysis = Analysis(
         original_size=decoded.original_size,
         work_size=(w, h),
-        max_side=WORK_MAX_SIDE,
+        max_side=max_side,
         region=(x0, y0, x1, y1),
         region_scale=scale,
         face=face.mapped(1.0, -x0, -y0).mapped(scale),
@@ -78,9 +98,22 @@ def analyse(
         extra={
             "touches": {"top": y0 == 0, "bottom": y1 == h, "left": x0 == 0, "right": x1 == w},
             "rotation": rotation,
+            "exact": False,
         },
     )
     return analysis, _crop(rgb, analysis, rotated=True)
+
+
+def _region_box(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The face-centred region (work pixels, clipped to the photo)."""
+    h, w = shape[:2]
+    fh = face.height
+    cx = face.eye_mid[0]
+    x0 = max(0, int(math.floor(cx - REGION_SIDE * fh)))
+    x1 = min(w, int(math.ceil(cx + REGION_SIDE * fh)))
+    y0 = max(0, int(math.floor(face.box[1] - REGION_ABOVE * fh)))
+    y1 = min(h, int(math.ceil(face.box[3] + REGION_BELOW * fh)))
+    return x0, y0, x1, y1
 
 
 def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, Face, int]:
@@ -107,9 +140,17 @@ def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, 
         except NoFaceError:
             pass
     candidates = (2,) if face is not None else (1, 3, 2)
+    # The turned readings are only scored: on a copy of at most SEARCH_SIDE px (the detector
+    # looks at 128 and 256 px anyway); the winner, if any, is detected again at full size.
+    h, w = rgb.shape[:2]
+    k = min(1.0, SEARCH_SIDE / max(h, w))
+    small = (
+        cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+        if k < 1.0
+        else rgb
+    )
     for turns in candidates:
-        turned = np.ascontiguousarray(np.rot90(rgb, turns))
-        found = detector.detect_all(turned)
+        found = detector.detect_all(np.ascontiguousarray(np.rot90(small, turns)))
         if not found:
             continue
         best = found[0]
@@ -117,6 +158,7 @@ def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, 
             continue
         if face is None and (best.score < TURNED_MIN_SCORE or abs(best.roll_deg) > 30):
             continue  # a turned photo of a cup or a landscape must not grow a face
+        turned = np.ascontiguousarray(np.rot90(rgb, turns))
         other_face, other_count = detector.detect(turned)
         return turns, turned, other_face, other_count
     if face is None:
@@ -138,7 +180,8 @@ def _crop(rgb: np.ndarray, a: Analysis, *, rotated: bool = False) -> np.ndarray:
 
 def load_region(data: bytes, analysis: Analysis, *, max_pixels: int = 50_000_000) -> np.ndarray:
     """The region image of ``analysis`` from the original bytes (deterministic)."""
-    decoded = decode(data, max_pixels=max_pixels, max_side=analysis.max_side)
+    exact = bool(analysis.extra.get("exact", True))  # analyses stored before were exact
+    decoded = decode(data, max_pixels=max_pixels, max_side=analysis.max_side, exact=exact)
     return _crop(np.asarray(decoded.image), analysis)
 
 
@@ -170,6 +213,8 @@ def place_and_warp(
         px_per_original=analysis.px_per_original,
         alpha=alpha,
     )
+    # After the placement: a face too small to use says so first (its matte is rough anyway).
+    geometry.check_face_visible(alpha, analysis.face)
     pad = 0
     if touches.get("bottom"):
         # Rows replicated below a photo that ends at the shoulders (see geometry._check_bottom).

@@ -241,7 +241,7 @@ def _on_process_init(**_: Any) -> None:
         try:
             import cv2
 
-            cv2.setNumThreads(threads)
+            cv2.setNumThreads(settings.cpu_threads or threads)
         except ImportError:  # pragma: no cover - cv2 is a pipeline dependency
             pass
 

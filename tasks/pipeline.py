@@ -164,7 +164,7 @@ def request_fingerprint(
 def _png(image: Image.Image | np.ndarray) -> bytes:
     img = Image.fromarray(image) if isinstance(image, np.ndarray) else image
     buf = io.BytesIO()
-    img.save(buf, "PNG", compress_level=3)  # intermediates: fast over small
+    img.save(buf, "PNG", compress_level=1)  # intermediates: fast over small (1.4x of level 3)
     return buf.getvalue()
 
 

@@ -123,6 +123,7 @@ class Services:
             threads=self.ort_threads or os.cpu_count() or 1,
             cuda_device_id=s.cuda_device_id,
             cuda_mem_limit_mb=s.cuda_mem_limit_mb,
+            spinning=s.ort_spinning,
         )
         logger.info(
             "loaded %s on %s (pid %d, %d threads)",

@@ -23,7 +23,16 @@ def compose() -> dict:
 
 def test_services_present(compose):
     services = compose["services"]
-    for name in ("rabbitmq", "redis", "minio", "minio-setup", "web", "worker-gpu", "worker-cpu", "flower"):
+    for name in (
+        "rabbitmq",
+        "redis",
+        "minio",
+        "minio-setup",
+        "web",
+        "worker-gpu",
+        "worker-cpu",
+        "flower",
+    ):
         assert name in services, name
     assert "management" in services["rabbitmq"]["image"]
 

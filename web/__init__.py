@@ -37,9 +37,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
     app_state = AppState(settings=settings, store=make_store(settings))
     if settings.broker_url:
-        from tasks.app import GPU_QUEUE  # the queue segment runs on (a wire contract)
+        from tasks.app import CPU_QUEUE, GPU_QUEUE  # the stages' queues (a wire contract)
 
-        app_state.gauge = QueueGauge(settings.broker_url, GPU_QUEUE)
+        app_state.gauge = QueueGauge(settings.broker_url, (GPU_QUEUE, CPU_QUEUE))
     app.extensions[EXTENSION] = app_state
 
     errors.init_app(app)

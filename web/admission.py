@@ -1,8 +1,10 @@
-"""Admission control: refuse new uploads while the GPU queue is too deep.
+"""Admission control: refuse new work while the queue it would join is too deep.
 
-The depth is read from the broker with pika (a passive ``queue_declare``: it changes nothing and
-works for classic and quorum queues alike), at most once a second per process; between reads the
-cached value answers. In embedded mode (no broker) there is no queue and everything is admitted.
+New photos join the GPU queue (segment) and later the CPU queue; re-compositions join only the
+CPU queue. Both depths are read from the broker with pika over one connection (a passive
+``queue_declare``: it changes nothing and works for classic and quorum queues alike), at most
+once a second per process; between reads the cached values answer. In embedded mode (no broker)
+there is no queue and everything is admitted.
 """
 
 from __future__ import annotations
@@ -48,26 +50,38 @@ def pika_parameters(broker_url: str, timeout_s: float = 2.0) -> pika.ConnectionP
     )
 
 
-def queue_depth(broker_url: str, queue: str, timeout_s: float = 2.0) -> int:
-    """Messages ready in ``queue`` now (0 when the queue does not exist yet).
+def queue_depths(
+    broker_url: str, queues: tuple[str, ...], timeout_s: float = 2.0
+) -> dict[str, int]:
+    """Messages ready in each of ``queues`` now (0 for a queue that does not exist yet).
 
     Raises ``pika.exceptions.AMQPError`` (or OSError) when the broker cannot be reached.
     """
     connection = pika.BlockingConnection(pika_parameters(broker_url, timeout_s))
+    out: dict[str, int] = {}
     try:
         channel = connection.channel()
-        try:
-            ok = channel.queue_declare(queue=queue, passive=True)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                return 0
-            raise
-        return int(ok.method.message_count)
+        for queue in queues:
+            try:
+                ok = channel.queue_declare(queue=queue, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:
+                    raise
+                out[queue] = 0
+                channel = connection.channel()  # a 404 closes the channel
+                continue
+            out[queue] = int(ok.method.message_count)
+        return out
     finally:
         try:
             connection.close()
         except pika.exceptions.AMQPError:
             pass
+
+
+def queue_depth(broker_url: str, queue: str, timeout_s: float = 2.0) -> int:
+    """Messages ready in ``queue`` now (0 when the queue does not exist yet)."""
+    return queue_depths(broker_url, (queue,), timeout_s)[queue]
 
 
 def ping_broker(broker_url: str, timeout_s: float = 2.0) -> None:
@@ -77,25 +91,30 @@ def ping_broker(broker_url: str, timeout_s: float = 2.0) -> None:
 
 
 class QueueGauge:
-    """The depth of one queue, read at most every ``ttl_s`` seconds (thread-safe)."""
+    """The depths of some queues, read at most every ``ttl_s`` seconds (thread-safe)."""
 
-    def __init__(self, broker_url: str, queue: str, ttl_s: float = CACHE_S) -> None:
+    def __init__(self, broker_url: str, queues: str | tuple[str, ...], ttl_s: float = CACHE_S):
         self.broker_url = broker_url
-        self.queue = queue
+        self.queues = (queues,) if isinstance(queues, str) else tuple(queues)
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._value: int | None = None
+        self._values: dict[str, int] | None = None
         self._read_at = float("-inf")
 
-    def depth(self) -> int | None:
-        """The queue's depth, or None when the broker cannot be reached."""
+    def depths(self) -> dict[str, int] | None:
+        """Each queue's depth, or None when the broker cannot be reached."""
         with self._lock:
             now = time.monotonic()
             if now - self._read_at >= self.ttl_s:
                 try:
-                    self._value = queue_depth(self.broker_url, self.queue)
+                    self._values = queue_depths(self.broker_url, self.queues)
                 except (pika.exceptions.AMQPError, OSError) as exc:
                     logger.warning("queue depth unavailable: %s", type(exc).__name__)
-                    self._value = None
+                    self._values = None
                 self._read_at = time.monotonic()
-            return self._value
+            return None if self._values is None else dict(self._values)
+
+    def depth(self, queue: str | None = None) -> int | None:
+        """One queue's depth (the first queue by default), or None when unreachable."""
+        values = self.depths()
+        return None if values is None else values.get(queue or self.queues[0], 0)

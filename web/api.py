@@ -73,16 +73,26 @@ def _accepted(job_id: str) -> Response:
     return response
 
 
-def _admit(incoming: int = 1) -> None:
-    """503 with Retry-After while the GPU queue is deeper than ``gpu_queue_max_depth`` (counting
-    the ``incoming`` jobs of this request beyond the first, so a batch cannot overshoot it)."""
+def _admit(incoming: int = 1, *, segment: bool = True) -> None:
+    """503 with Retry-After while a queue this work joins is too deep.
+
+    New photos (``segment``) join the GPU queue, limited by ``gpu_queue_max_depth``, counting
+    the ``incoming`` jobs of this request beyond the first so a batch cannot overshoot it; every
+    job, re-compositions included, later joins the CPU queue (``cpu_queue_max_depth``).
+    """
     app_state = state()
     if app_state.gauge is None:  # embedded mode: no queue
         return
-    depth = app_state.gauge.depth()
-    if depth is None:
+    depths = app_state.gauge.depths()
+    if depths is None:
         raise unavailable("unavailable", "The job queue cannot be reached; try again soon.")
-    if depth + max(0, incoming - 1) > app_state.settings.gpu_queue_max_depth:
+    from tasks.app import CPU_QUEUE, GPU_QUEUE
+
+    extra = max(0, incoming - 1)
+    settings = app_state.settings
+    if segment and depths.get(GPU_QUEUE, 0) + extra > settings.gpu_queue_max_depth:
+        raise unavailable("overloaded", "We are very busy right now; please try again shortly.")
+    if depths.get(CPU_QUEUE, 0) + extra > settings.cpu_queue_max_depth:
         raise unavailable("overloaded", "We are very busy right now; please try again shortly.")
 
 
@@ -187,7 +197,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<job_id>/recompose")
 def recompose_job(job_id: str) -> Response:
-    _admit()
+    _admit(segment=False)
     _record(job_id)
     payload: Any = request.get_json(silent=True) if request.is_json else request.form
     if not hasattr(payload, "get"):

@@ -116,3 +116,52 @@ def test_503_while_the_gpu_queue_is_too_deep(
         )
         assert response.status_code == 503, response.text
         assert response.json()["error"] == "overloaded"
+
+
+def test_503_while_the_cpu_queue_is_too_deep(
+    base_settings: Settings, vhosts: Vhosts, tmp_path: Path
+) -> None:
+    """Re-compositions join only the CPU queue: a CPU backlog refuses them (and new photos),
+    whatever the GPU queue holds."""
+    broker_url = vhosts.url(vhosts.backlog)
+    settings = replace(
+        base_settings, broker_url=broker_url, gpu_queue_max_depth=1000, cpu_queue_max_depth=2
+    )
+    photo = unique_portrait()
+    absent = "A" * 22  # a well-formed job id that does not exist
+
+    def recompose() -> requests.Response:
+        return requests.post(
+            f"{url}/api/v1/jobs/{absent}/recompose", json={"background": "blue"}, timeout=30
+        )
+
+    _purge_if_exists(broker_url, "cpu")
+    _publish(broker_url, "cpu", 3)  # nobody consumes this vhost: a real backlog of 3 > 2
+    try:
+        with live_app(settings, tmp_path) as url:
+            response = recompose()
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "overloaded"
+            assert int(response.headers["Retry-After"]) > 0
+            response = requests.post(
+                f"{url}/api/v1/jobs",
+                data={"spec": "us-passport"},
+                files={"photo": ("me.jpg", photo, "image/jpeg")},
+                timeout=30,
+            )
+            assert response.status_code == 503, response.text
+
+            _purge(broker_url, "cpu")
+            time.sleep(1.2)  # the depth is cached for a second
+            response = recompose()  # admitted now: answered by the job lookup
+            assert response.status_code == 404, response.text
+            assert response.json()["error"] == "unknown_job"
+    finally:
+        _purge_if_exists(broker_url, "cpu")
+
+
+def _purge_if_exists(broker_url: str, queue: str) -> None:
+    from web.admission import queue_depths
+
+    if queue_depths(broker_url, (queue,))[queue]:
+        _purge(broker_url, queue)

@@ -40,3 +40,24 @@ def test_commands() -> None:
     flower = flower_argv(settings, "0.0.0.0")
     assert "--basic-auth=ops:s3cret" in flower
     assert "--url_prefix=flower" in flower and "--port=5566" in flower
+
+
+def test_colocated_workers_do_not_fight_over_the_cores() -> None:
+    """One machine, no CUDA: the CPU worker keeps to one OpenCV thread and the model's idle
+    threads do not spin; the settings reach the pool children through the environment."""
+    from idphoto.serve import colocated_env
+    from pipeline.runtime import session_options
+
+    settings = Settings(device="cpu")
+    extra = colocated_env(settings)
+    gpu = Settings.from_env({**settings_environ(settings), **extra["worker-gpu"]})
+    cpu = Settings.from_env({**settings_environ(settings), **extra["worker-cpu"]})
+    assert gpu.ort_spinning is False and gpu.cpu_threads == 0
+    assert cpu.cpu_threads == 1 and cpu.ort_spinning is True
+    opts = session_options(2, spinning=gpu.ort_spinning)
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.intra_op_num_threads == 2
+    # An operator's own choice wins.
+    assert colocated_env(Settings(device="cpu", cpu_threads=3))["worker-cpu"] == {
+        "IDPHOTO_CPU_THREADS": "3"
+    }

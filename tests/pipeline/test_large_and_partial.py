@@ -1,0 +1,140 @@
+"""Large phone photos decoded only as finely as the region needs, and faces the matte does not
+cover.
+
+Real portraits (matplotlib's grace_hopper) and the real models; the photos are built here.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from idphoto.samples import sample_path
+from pipeline import decode as decode_mod
+from pipeline import geometry, stages
+from pipeline.decode import decode
+from pipeline.errors import FaceCutOff
+from pipeline.types import Face
+
+
+def _portrait() -> Image.Image:
+    with Image.open(sample_path("grace_hopper")) as im:
+        return im.convert("RGB")
+
+
+def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _framed(size: tuple[int, int], portrait_height: int) -> bytes:
+    """The portrait, ``portrait_height`` px tall, at the bottom centre of a grey ``size`` frame."""
+    p = _portrait()
+    p = p.resize((round(p.width * portrait_height / p.height), portrait_height), Image.BICUBIC)
+    canvas = Image.new("RGB", size, (196, 198, 200))
+    canvas.paste(p, ((size[0] - p.width) // 2, size[1] - p.height))
+    return _jpeg(canvas)
+
+
+# -- decode(exact=False) ---------------------------------------------------------------------
+
+
+def test_inexact_decode_stops_at_the_dct_scale(monkeypatch) -> None:
+    data = _jpeg(Image.new("RGB", (6000, 4000), (90, 120, 150)))
+    called = []
+    monkeypatch.setattr(decode_mod, "_downscale", lambda *a: called.append(a))
+    d = decode(data, max_side=1280, exact=False)
+    assert d.image.size == (1500, 1000)  # 1/4: the smallest DCT scale >= 1280, not resampled
+    assert d.original_size == (6000, 4000) and d.scale == 0.25
+    assert called == []
+
+
+def test_inexact_decode_of_a_png_reduces_by_an_integer_factor() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (3100, 2000), (10, 20, 30)).save(buf, "PNG")
+    d = decode(buf.getvalue(), max_side=1000, exact=False)
+    assert 1000 <= max(d.image.size) < 2000
+    assert d.image.size == (1034, 667)  # reduce(3)
+    small = decode(buf.getvalue(), max_side=2000, exact=False)
+    assert small.image.size == (3100, 2000)  # under 2 x max_side: left as it is
+
+
+# -- analyse: coarse decode, finer only when the region needs it ----------------------------
+
+
+def test_large_photo_with_a_large_face_is_analysed_at_quarter_scale(detector) -> None:
+    data = _framed((4000, 6000), 4200)  # a 24 MP portrait: face ~1000 px tall
+    analysis, region = stages.analyse(data, detector)
+    assert analysis.original_size == (4000, 6000)
+    assert analysis.work_size == (1000, 1500)  # one 1/4-scale decode was enough
+    assert max(region.shape[:2]) >= 0.9 * stages.REGION_MAX_SIDE * 0.9
+    again = stages.load_region(data, analysis)  # what a refine worker decodes: the same pixels
+    assert np.array_equal(again, region)
+
+
+def test_small_face_in_a_large_photo_is_decoded_again_finer(detector) -> None:
+    data = _framed((6000, 4000), 1100)  # a 24 MP landscape, the face ~260 px tall
+    coarse = decode(data, max_side=stages.WORK_SIDE, exact=False)
+    assert coarse.image.size == (1500, 1000)
+    analysis, region = stages.analyse(data, detector)
+    assert analysis.max_side > stages.WORK_SIDE
+    assert max(analysis.work_size) > 1500  # decoded again at a finer DCT scale
+    # The region has (nearly) the resolution the full photo offers, not a quarter of it.
+    x0, y0, x1, y1 = analysis.region
+    full = max(x1 - x0, y1 - y0) * max(analysis.original_size) / max(analysis.work_size)
+    assert max(region.shape[:2]) >= stages.REGION_MIN_SHARE * min(stages.REGION_MAX_SIDE, full)
+    # The face was mapped onto the finer image: its box lies where the eyes are.
+    face = analysis.face
+    assert face.box[0] < face.eye_mid[0] < face.box[2]
+    assert face.box[1] < face.eye_mid[1] < face.box[3]
+    again = stages.load_region(data, analysis)
+    assert np.array_equal(again, region)
+
+
+# -- faces that are not fully visible ---------------------------------------------------------
+
+
+def _face(box: tuple[float, float, float, float]) -> Face:
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    kp = {
+        "right_eye": (x0 + 0.3 * w, y0 + 0.35 * h),
+        "left_eye": (x0 + 0.7 * w, y0 + 0.35 * h),
+        "nose": (x0 + 0.5 * w, y0 + 0.55 * h),
+        "mouth": (x0 + 0.5 * w, y0 + 0.75 * h),
+        "right_ear": (x0, y0 + 0.4 * h),
+        "left_ear": (x1, y0 + 0.4 * h),
+    }
+    return Face(box=box, keypoints=kp, score=0.9)
+
+
+def test_face_visible_share() -> None:
+    alpha = np.zeros((400, 400), np.uint8)
+    face = _face((100.0, 100.0, 300.0, 300.0))
+    alpha[50:400, 60:340] = 255
+    assert geometry.face_visible(alpha, face) == pytest.approx(1.0)
+    assert geometry.check_face_visible(alpha, face) == pytest.approx(1.0)
+    alpha[:, 200:] = 0  # the right half of the face is background
+    share = geometry.face_visible(alpha, face)
+    assert share == pytest.approx(0.5, abs=0.02)
+    with pytest.raises(FaceCutOff) as info:
+        geometry.check_face_visible(alpha, face)
+    assert info.value.code == "face_cut_off"
+    assert info.value.details["visible"] == pytest.approx(0.5, abs=0.02)
+    # A face box reaching past the region's edge: the part outside counts as not visible.
+    outside = _face((300.0, 100.0, 500.0, 300.0))  # inner box 330-470: 70 of 140 px inside
+    assert geometry.face_visible(np.full((400, 400), 255, np.uint8), outside) == pytest.approx(0.5)
+
+
+def test_whole_faces_are_visible(detector, segmenter) -> None:
+    for name in ("grace_hopper", "astronaut"):
+        with open(sample_path(name), "rb") as f:
+            data = f.read()
+        analysis, region = stages.analyse(data, detector)
+        matte = stages.refine(region, stages.segment(region, segmenter))
+        alpha = np.asarray(matte)[..., 3]
+        assert geometry.face_visible(alpha, analysis.face) >= 0.97, name
