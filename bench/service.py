@@ -262,6 +262,63 @@ class MemorySampler:
         return point
 
 
+# -- CPU accounting ------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_COMM_GROUPS = {
+    "ceph-mon": "s3 (radosgw+ceph)",
+    "ceph-osd": "s3 (radosgw+ceph)",
+    "radosgw": "s3 (radosgw+ceph)",
+    "beam.smp": "rabbitmq",
+    "erl_child_setup": "rabbitmq",
+    "epmd": "rabbitmq",
+    "redis-server": "redis",
+}
+
+
+def cpu_snapshot() -> dict[int, tuple[str, float, int]]:
+    """CPU seconds (user + system) of every process now: pid -> (comm, seconds, ppid)."""
+    out: dict[int, tuple[str, float, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat.rpartition(")")[2].split()
+        out[int(entry)] = (comm, (int(rest[11]) + int(rest[12])) / _TICK, int(rest[1]))
+    return out
+
+
+def cpu_by_group(
+    before: dict[int, tuple[str, float, int]],
+    after: dict[int, tuple[str, float, int]],
+    stack: Stack,
+) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, by service component (whole machine)."""
+    from bench.stack import _children_map
+
+    children = _children_map()
+    owner: dict[int, str] = {}
+    for name, proc in stack.procs.items():
+        for pid in proc.tree(children):
+            owner[pid] = name
+    for pid in [os.getpid(), *children.get(os.getpid(), [])]:
+        owner.setdefault(pid, "bench client (this process)")
+    spent: dict[str, float] = {}
+    for pid, (comm, secs, _ppid) in after.items():
+        was = before.get(pid)
+        delta = secs - (was[1] if was and was[0] == comm else 0.0)
+        if delta <= 0:
+            continue
+        group = owner.get(pid) or _COMM_GROUPS.get(comm) or "other"
+        spent[group] = spent.get(group, 0.0) + delta
+    return {k: round(v, 2) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+
+
 # -- the API client -----------------------------------------------------------------------------
 
 
@@ -385,9 +442,13 @@ def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
             if previous_end is not None and info.get("started_at"):
                 wait_s.setdefault(name, []).append(info["started_at"] - previous_end)
             previous_end = info.get("finished_at")
-            for extra in ("detect_s", "inference_s"):
-                if extra in info:
-                    stage_s.setdefault(f"{name}.{extra[:-2]}", []).append(info[extra])
+            for extra, value in info.items():
+                if (
+                    extra.endswith("_s")
+                    and extra != "duration_s"
+                    and isinstance(value, int | float)
+                ):
+                    stage_s.setdefault(f"{name}.{extra[:-2]}", []).append(value)
     return {
         "jobs": len(entries),
         "done": len(ok),
@@ -417,12 +478,16 @@ def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
 def bench_model_only(segmenter: Any, regions: list[np.ndarray], runs: int) -> dict[str, Any]:
     stages.segment(regions[0], segmenter)  # warm-up: first inference allocates the arena
     times = []
+    cpu0 = os.times()
     for i in range(runs):
         t0 = time.perf_counter()
         stages.segment(regions[i % len(regions)], segmenter)
         times.append(time.perf_counter() - t0)
+    cpu1 = os.times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     return {
         "runs": runs,
+        "cpu_s_per_photo": rnd(cpu / runs),
         "photos_per_s": rnd(runs / sum(times), 4),
         "median_s": rnd(statistics.median(times)),
         "min_s": rnd(min(times)),
@@ -569,7 +634,8 @@ def render(record: dict[str, Any]) -> str:
     lines.append(
         f"model-only ISNet ({mo['provider']}, {mo['threads']} intra-op threads): "
         f"{mo['photos_per_s']:.3f} photos/s ({1 / mo['photos_per_s']:.2f} s/photo; "
-        f"before {mo['before']['photos_per_s']:.3f}, after {mo['after']['photos_per_s']:.3f})"
+        f"before {mo['before']['photos_per_s']:.3f}, after {mo['after']['photos_per_s']:.3f}; "
+        f"{mo['before'].get('cpu_s_per_photo') or 0:.2f} CPU s/photo)"
     )
     seed = record["seed"]
     if "photos_per_s" in seed:
@@ -601,6 +667,29 @@ def render(record: dict[str, Any]) -> str:
             f"{f(w.get('matte_refine'))} {f(s.get('matte_refine'))} {f(w.get('composite'))} "
             f"{f(s.get('composite'), 5)} {f(w.get('store'))} {f(s.get('store'), 5)}"
         )
+    lines.append("CPU seconds per job, whole machine, by component (the model runs in worker-gpu):")
+    for r in record["end_to_end"].values():
+        per = r.get("cpu_s_per_job") or {}
+        total = sum(per.values())
+        gpu = per.get("worker-gpu", 0.0)
+        lines.append(
+            f"  c={r['concurrency']:<3} total {total:.2f}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in per.items() if v >= 0.005)
+            + (f"  (worker-gpu share {gpu / total:.2f})" if total else "")
+        )
+    lines.append("stage breakdown (mean s; fetch/put: object store, decode/encode: image files):")
+    for r in record["end_to_end"].values():
+        s = r["stage_mean_s"]
+        parts = []
+        for stage in ("segment", "matte_refine", "composite"):
+            laps = [
+                f"{k.split('.', 1)[1]} {v:.3f}"
+                for k, v in s.items()
+                if k.startswith(stage + ".") and v is not None
+            ]
+            if laps:
+                parts.append(f"{stage}: " + ", ".join(laps))
+        lines.append(f"  c={r['concurrency']:<3} " + "; ".join(parts))
     if any(redelivered.values()):
         lines.append(
             "jobs with a redelivered stage (worker child died, task re-run): "
@@ -800,7 +889,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in levels:
             stack.check_alive()
             log(f"end-to-end: {jobs} jobs at concurrency {c}")
-            poll = 0.1 if c == 1 else min(1.0, max(0.25, 0.05 * c))
+            # Latency comes from the job records, so polling only costs CPU on this machine
+            # (client and web): 0.1 s alone, then about 10 polls/s however many clients.
+            poll = 0.1 if c == 1 else max(1.0, 0.1 * c)
+            cpu_before = cpu_snapshot()
             entries = run_closed_loop(
                 url,
                 lambda http, i, c=c: submit_photo(level_photos[c][i])(http, i),
@@ -808,8 +900,12 @@ def main(argv: list[str] | None = None) -> int:
                 c,
                 poll,
             )
+            cpu = cpu_by_group(cpu_before, cpu_snapshot(), stack)
             attach_records(settings, entries)
             summary = {"concurrency": c, **summarize(entries)}
+            done_n = max(1, summary["done"])
+            summary["cpu_s_per_job"] = {k: round(v / done_n, 3) for k, v in cpu.items()}
+            summary["cpu_s_total"] = cpu
             log(f"  {summary['throughput_per_s']} jobs/s, p50 {summary['latency_s']['p50']} s")
             e2e[str(c)] = summary
             done = [e for e in entries if e["state"] == "done"]

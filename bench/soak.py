@@ -23,10 +23,12 @@ of finished jobs with a new background (composite and store on the CPU queue). C
 - memory stays flat: each process tree's PSS (shared pages split, /proc/*/smaps_rollup) over the
   last quarter of the run is within max(64 MiB, 15 %) of the second quarter (after warm-up).
 
-kill. `tests.reliability.harness.kill_scenario` at full size: the stack's CPU worker is replaced
-by two supervised CPU workers (a new one when a parent dies); ``--jobs`` jobs through the API
-(composite-only, on two warm photos, a new spec and background each) while ``--kills`` SIGKILLs
-hit pool children mid-task, worker parents and whole process groups. Criteria: every job
+kill. `tests.reliability.harness.kill_scenario` at full size: the stack's workers are replaced
+by supervised ones, two CPU workers and the GPU worker (a new one when a parent dies);
+``--jobs`` jobs through the API, every ``--new-every``-th a new photo (the whole chain, segment
+on the GPU worker), the others a new spec and background of two warm photos (composite and
+store), while ``--kills`` SIGKILLs hit pool children mid-task, worker parents and whole process
+groups of any of them. Criteria: every job
 ``done``, no record lost or stuck, each output stored once under its job's key and nothing else
 under ``jobs/`` (`harness.check_outputs` on a raw bucket listing).
 """
@@ -453,11 +455,20 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
     try:
         settings = stack.start(log=log)
         assert stack.settings is not None
-        _stop_proc(stack, "worker-cpu")  # replaced by two supervised CPU workers
+        # The stack's workers are replaced by supervised ones: two CPU workers and, unless
+        # --no-kill-gpu, the GPU worker (a new one, which loads the models again, when its parent
+        # dies), so the kills land on every stage.
+        _stop_proc(stack, "worker-cpu")
+        if args.kill_gpu:
+            _stop_proc(stack, "worker-gpu")
         env = _worker_env(settings)
         logs_dir = stack.workdir
+        from idphoto.serve import colocated_env
+
+        colocated = colocated_env(settings)
 
         def spawn(name: str) -> WorkerProcess:
+            queue = "gpu" if name.startswith("gpu") else "cpu"
             path = logs_dir / f"{name.split('@')[0]}.log"
             with path.open("w") as out:
                 proc = subprocess.Popen(
@@ -467,22 +478,23 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
                         "idphoto.cli",
                         "worker",
                         "--queues",
-                        "cpu",
+                        queue,
                         "-c",
                         "1",
                         "--hostname",
                         name,
                     ],
                     cwd=REPO,
-                    env=env,
+                    env={**env, **colocated.get(f"worker-{queue}", {})},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            return WorkerProcess(name=name, queues="cpu", proc=proc, log=path)
+            return WorkerProcess(name=name, queues=queue, proc=proc, log=path)
 
         tag = uuid.uuid4().hex[:6]
-        supervised = [harness.Supervised(role, spawn, tag) for role in ("cpua", "cpub")]
+        roles = ("cpua", "cpub", "gpu") if args.kill_gpu else ("cpua", "cpub")
+        supervised = [harness.Supervised(role, spawn, tag) for role in roles]
         for worker in supervised:
             worker.start(wait=False)
         for worker in supervised:
@@ -509,8 +521,20 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
         log(f"warm photos ready; {args.jobs} jobs, {args.kills} kills")
         maker = harness.Requests(args.seed)
         began = time.monotonic()
+        new_photos = 0
+
+        def submit(n: int) -> str:
+            # Every --new-every-th job is a photo never seen: the whole chain, segment on the
+            # GPU worker included; the others re-use a warm photo's matte (composite and store).
+            nonlocal new_photos
+            if args.new_every and n % args.new_every == args.new_every - 1:
+                new_photos += 1
+                photo = harness.tagged_portrait(harness.PHOTOS[n % 2], f"{tag}-new-{n}")
+                return post(photo, *maker.next())
+            return post(photos[n % 2], *maker.next())
+
         ids, kills = harness.kill_scenario(
-            submit=lambda n: post(photos[n % 2], *maker.next()),
+            submit=submit,
             get=lambda i: get_job(settings, i),
             workers=supervised,
             jobs=args.jobs,
@@ -554,7 +578,8 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
                     }
                     for k in kills
                 ],
-                "restarts": sum(len(w.restarts) for w in supervised),
+                "full_chain_jobs": new_photos,
+                "restarts": {w.role: len(w.restarts) for w in supervised},
                 "jobs_with_a_redelivered_stage": redelivered,
                 "states": {
                     s: sum(1 for r in records.values() if (r or {}).get("state") == s)
@@ -594,6 +619,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recompose-share", type=float, default=0.2)
     parser.add_argument("--jobs", type=int, default=200, help="kill: jobs")
     parser.add_argument("--kills", type=int, default=10, help="kill: SIGKILLs")
+    parser.add_argument(
+        "--new-every",
+        type=int,
+        default=4,
+        help="kill: every Nth job is a new photo (full chain, GPU stage); 0: none",
+    )
+    parser.add_argument(
+        "--no-kill-gpu",
+        dest="kill_gpu",
+        action="store_false",
+        help="kill: leave the GPU worker alone (kills hit the CPU workers only)",
+    )
     parser.add_argument(
         "--interval", type=float, default=0.25, help="kill: seconds between submissions"
     )

@@ -168,6 +168,19 @@ def _png(image: Image.Image | np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+class _Clock:
+    """Split a stage's time into named laps, recorded in the stage's info (job record)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.last = perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = perf_counter()
+        self.info[name] = round(now - self.last, 4)
+        self.last = now
+
+
 def _open(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
@@ -298,15 +311,23 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     svc = _services(task)
     ctx = _check_context(svc, ctx)
     sha, model = ctx["sha256"], ctx["model"]
-    with _stage(task, ctx, "matte_refine", "refining"):
+    with _stage(task, ctx, "matte_refine", "refining") as info:
+        clock = _Clock(info)
         data = svc.store.get(keys.input_key(sha))
         analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
-        coarse = np.asarray(_open(svc.store.get(keys.coarse_key(sha, model))).convert("L"))
+        coarse_png = svc.store.get(keys.coarse_key(sha, model))
+        clock.lap("fetch_s")
+        coarse = np.asarray(_open(coarse_png).convert("L"))
         region = stages.load_region(data, analysis, max_pixels=svc.settings.max_pixels)
         if coarse.shape != region.shape[:2]:
             raise ValueError(f"coarse mask {coarse.shape} does not fit region {region.shape}")
+        clock.lap("decode_s")
         matte = stages.refine(region, coarse)
-        svc.store.put(keys.matte_key(sha, model), _png(matte), content_type="image/png")
+        clock.lap("refine_s")
+        png = _png(matte)
+        clock.lap("encode_s")
+        svc.store.put(keys.matte_key(sha, model), png, content_type="image/png")
+        clock.lap("put_s")
     return ctx
 
 
@@ -320,8 +341,12 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     sha, model, job_id = ctx["sha256"], ctx["model"], ctx["job_id"]
     options = dict(ctx.get("options") or {})
     with _stage(task, ctx, "composite", "compositing") as info:
-        matte = _open(svc.store.get(keys.matte_key(sha, model)))
+        clock = _Clock(info)
+        matte_png = svc.store.get(keys.matte_key(sha, model))
         analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
+        clock.lap("fetch_s")
+        matte = _open(matte_png)
+        clock.lap("decode_s")
         spec = get_spec(ctx["spec"])
         comp = stages.compose(
             matte,
@@ -332,6 +357,7 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             sheet=options.get("sheet"),
             zero_margin=bool(options.get("zero_margin", False)),
         )
+        clock.lap("compose_s")
         ext = "png" if comp.photo.format == "png" else "jpg"
         files: list[tuple[str, str, bytes]] = [
             ("photo", ext, comp.photo.data),
@@ -345,6 +371,7 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             key = keys.output_key(job_id, name, file_ext)
             svc.store.put(key, data, content_type=_CONTENT_TYPES[file_ext])
             outputs[name] = key
+        clock.lap("put_s")
         info["photo"] = {
             "format": comp.photo.format,
             "width": comp.photo.width,
