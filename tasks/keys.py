@@ -56,10 +56,19 @@ def coarse_key(sha256: str, model: str) -> str:
     return f"masks/{sha256}/{model}/coarse.png"
 
 
-def matte_key(sha256: str, model: str) -> str:
-    """The refined matte, RGBA (foreground colour + alpha): also the cut-out's source."""
+def region_key(sha256: str, model: str) -> str:
+    """The face-centred region the model saw (RGB, .npy): the matte is refined on it."""
     _check(sha256, model)
-    return f"mattes/{sha256}/{model}/matte.png"
+    return f"masks/{sha256}/{model}/region.npy"
+
+
+def matte_key(sha256: str, model: str) -> str:
+    """The refined matte, RGBA (foreground colour + alpha, .npy): also the cut-out's source.
+
+    Intermediates that only workers read are raw arrays: a 1400x1050 matte costs ~110 ms to
+    encode and ~45 ms to decode as PNG, ~5 ms as .npy, for 5.9 instead of 2.6 MB held a day."""
+    _check(sha256, model)
+    return f"mattes/{sha256}/{model}/matte.npy"
 
 
 def job_prefix(job_id: str) -> str:

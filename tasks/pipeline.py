@@ -168,6 +168,20 @@ def _png(image: Image.Image | np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(data: bytes, channels: int) -> np.ndarray:
+    """A uint8 HxWx``channels`` array stored by ``_npy`` (never unpickles anything)."""
+    array = np.load(io.BytesIO(data), allow_pickle=False)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != channels:
+        raise ValueError(f"stored array has {array.dtype} {array.shape}, not HxWx{channels} uint8")
+    return array
+
+
 class _Clock:
     """Split a stage's time into named laps, recorded in the stage's info (job record)."""
 
@@ -301,6 +315,9 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             content_type="application/json",
         )
         svc.store.put(keys.coarse_key(sha, model), _png(coarse), content_type="image/png")
+        svc.store.put(
+            keys.region_key(sha, model), _npy(region), content_type="application/octet-stream"
+        )
     return ctx
 
 
@@ -313,20 +330,29 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     sha, model = ctx["sha256"], ctx["model"]
     with _stage(task, ctx, "matte_refine", "refining") as info:
         clock = _Clock(info)
-        data = svc.store.get(keys.input_key(sha))
-        analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
         coarse_png = svc.store.get(keys.coarse_key(sha, model))
+        try:
+            region_npy: bytes | None = svc.store.get(keys.region_key(sha, model))
+        except ObjectNotFound:  # segmented by an older worker: decode the region again
+            region_npy = None
+            data = svc.store.get(keys.input_key(sha))
+            analysis = Analysis.from_dict(
+                json.loads(svc.store.get(keys.analysis_key(sha, model)))
+            )
         clock.lap("fetch_s")
         coarse = np.asarray(_open(coarse_png).convert("L"))
-        region = stages.load_region(data, analysis, max_pixels=svc.settings.max_pixels)
+        if region_npy is not None:
+            region = _from_npy(region_npy, 3)
+        else:
+            region = stages.load_region(data, analysis, max_pixels=svc.settings.max_pixels)
         if coarse.shape != region.shape[:2]:
             raise ValueError(f"coarse mask {coarse.shape} does not fit region {region.shape}")
         clock.lap("decode_s")
         matte = stages.refine(region, coarse)
         clock.lap("refine_s")
-        png = _png(matte)
+        raw = _npy(np.asarray(matte))
         clock.lap("encode_s")
-        svc.store.put(keys.matte_key(sha, model), png, content_type="image/png")
+        svc.store.put(keys.matte_key(sha, model), raw, content_type="application/octet-stream")
         clock.lap("put_s")
     return ctx
 
@@ -342,10 +368,10 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     options = dict(ctx.get("options") or {})
     with _stage(task, ctx, "composite", "compositing") as info:
         clock = _Clock(info)
-        matte_png = svc.store.get(keys.matte_key(sha, model))
+        matte_npy = svc.store.get(keys.matte_key(sha, model))
         analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
         clock.lap("fetch_s")
-        matte = _open(matte_png)
+        matte = _from_npy(matte_npy, 4)
         clock.lap("decode_s")
         spec = get_spec(ctx["spec"])
         comp = stages.compose(

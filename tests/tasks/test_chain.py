@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -220,7 +221,11 @@ def test_portraits_end_done_with_outputs_in_s3(
         assert chain.store.exists(keys.input_key(sha))
         assert chain.store.exists(keys.analysis_key(sha, model))
         assert chain.store.exists(keys.coarse_key(sha, model))
-        assert Image.open(io.BytesIO(chain.get(keys.matte_key(sha, model)))).mode == "RGBA"
+        matte = np.load(io.BytesIO(chain.get(keys.matte_key(sha, model))), allow_pickle=False)
+        region = np.load(io.BytesIO(chain.get(keys.region_key(sha, model))), allow_pickle=False)
+        assert matte.dtype == np.uint8 and matte.ndim == 3 and matte.shape[2] == 4  # RGBA
+        assert matte.shape[:2] == region.shape[:2] and region.shape[2] == 3
+        assert 0 < (matte[..., 3] > 127).mean() < 1  # a person on a background
 
         links = job_links(chain.settings, record, expires_s=60)
         assert set(links) == set(outputs)

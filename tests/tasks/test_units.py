@@ -108,8 +108,9 @@ def test_keys_are_deterministic_and_safe() -> None:
     sha = "a" * 64
     assert keys.input_key(sha) == f"inputs/{sha}"
     assert keys.matte_key(sha, "isnet-imgly-medium") == (
-        f"mattes/{sha}/isnet-imgly-medium/matte.png"
+        f"mattes/{sha}/isnet-imgly-medium/matte.npy"
     )
+    assert keys.region_key(sha, "isnet-imgly-medium").startswith(keys.mask_prefix(sha))
     assert keys.output_key("x" * 22, "photo", "jpg") == f"jobs/{'x' * 22}/photo.jpg"
     for bad in ("../etc", "a/b", "", "x" * 15):
         assert not keys.is_job_id(bad)
