@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from config.catalogue import get_spec
 from idphoto.samples import sample_path
 from pipeline import decode as decode_mod
 from pipeline import geometry, stages
@@ -130,6 +131,35 @@ def test_face_visible_share() -> None:
     assert geometry.face_visible(np.full((400, 400), 255, np.uint8), outside) == pytest.approx(0.5)
 
 
+def test_face_sides_find_an_outline_cutting_through_the_face() -> None:
+    face = _face((100.0, 100.0, 300.0, 300.0))
+    alpha = np.zeros((400, 400), np.uint8)
+    alpha[50:400, 90:320] = 255  # the outline just outside the box on both sides
+    left, right = geometry.face_sides(alpha, face)
+    assert left == pytest.approx(0.05) and right == pytest.approx(0.095)
+    geometry.check_face_visible(alpha, face)
+    alpha[:, 260:] = 0  # cut along the face, 40 px (0.2 of its width) inside the box
+    left, right = geometry.face_sides(alpha, face)
+    assert right == pytest.approx(-0.205)
+    with pytest.raises(FaceCutOff) as info:
+        geometry.check_face_visible(alpha, face)
+    assert info.value.details["sides"][1] == pytest.approx(-0.2, abs=0.01)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_half_a_face_fails(detector, segmenter, side: str) -> None:
+    """Half of a portrait on white (a stand-in for a profile): BlazeFace still finds a face and
+    guesses the hidden eye; the person's outline cuts through the face box."""
+    p = _portrait()
+    keep = int(p.width * 0.48)
+    half = Image.new("RGB", p.size, (255, 255, 255))
+    box = (0, 0, keep, p.height) if side == "left" else (p.width - keep, 0, p.width, p.height)
+    half.paste(p.crop(box), box[:2])
+    with pytest.raises(FaceCutOff) as info:
+        stages.make_photo(_jpeg(half, 92), get_spec("us-passport"), "white", detector, segmenter)
+    assert min(info.value.details["sides"]) < geometry.FACE_SIDE_MIN
+
+
 def test_whole_faces_are_visible(detector, segmenter) -> None:
     for name in ("grace_hopper", "astronaut"):
         with open(sample_path(name), "rb") as f:
@@ -138,3 +168,4 @@ def test_whole_faces_are_visible(detector, segmenter) -> None:
         matte = stages.refine(region, stages.segment(region, segmenter))
         alpha = np.asarray(matte)[..., 3]
         assert geometry.face_visible(alpha, analysis.face) >= 0.97, name
+        assert min(geometry.face_sides(alpha, analysis.face)) >= -0.05, name

@@ -372,8 +372,10 @@ def build(tag: str = "") -> list[Case]:
         ("face upside down", p.rotate(180)),
     ]
     for name, img in edge:
+        # Half a face is found but its outline cuts through the face box: always refused.
+        expect = frozenset({"failed:face_cut_off"}) if "half a face" in name else FACE_OUTCOMES
         cases.append(
-            Case(name, encode(img, quality=92, comment=tag.encode()), FACE_OUTCOMES, segments=True)
+            Case(name, encode(img, quality=92, comment=tag.encode()), expect, segments=True)
         )
     return cases
 
