@@ -59,7 +59,10 @@ class Settings:
     task_time_limit_s: int = 180
     worker_max_memory_mb: int = 1500
     worker_proc_alive_timeout_s: int = 120  # a pool child may take this long to load its models
-    max_redeliveries: int = 2  # a stage redelivered more often (it kills workers) fails the job
+    # A stage redelivered more often than this (its message keeps killing workers) fails the job
+    # with worker_lost. Not lower: unrelated kills (OOM killer, deploys, the kill soak's random
+    # SIGKILLs) hit the same message 3 times in a row when one GPU worker restarts onto it.
+    max_redeliveries: int = 5
     # Retries of a stage on transient storage errors. Celery draws each delay with full jitter
     # from [0, backoff]: 5 retries could all fire within seconds (a 20 s S3 outage failed 4 of
     # 24 jobs); 8 spans a 30 s outage with high probability.
