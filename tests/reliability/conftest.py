@@ -147,10 +147,10 @@ def cluster_settings(
         secret_key="rel-test-" + uuid.uuid4().hex,
         rate_limit="100000/minute",
         rate_limit_key_prefix=f"idphoto-rel-{tag}",
-        # The retry budget (test_faults_storage.py says why not the default 5 retries at 2 s):
-        # countdowns drawn from [0, 1], [0, 2], [0, 4] ... [0, 60] s (Celery's full jitter).
+        # The default retry budget, spelled out (test_faults_storage.py rides a 30 s outage on
+        # it): countdowns drawn from [0, 2], [0, 4], [0, 8] ... [0, 60] s (full jitter).
         task_max_retries=8,
-        task_retry_backoff_s=1,
+        task_retry_backoff_s=2,
         flower_password="flower-" + uuid.uuid4().hex,
     )
     values.update(overrides)
