@@ -336,9 +336,7 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         except ObjectNotFound:  # segmented by an older worker: decode the region again
             region_npy = None
             data = svc.store.get(keys.input_key(sha))
-            analysis = Analysis.from_dict(
-                json.loads(svc.store.get(keys.analysis_key(sha, model)))
-            )
+            analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
         clock.lap("fetch_s")
         coarse = np.asarray(_open(coarse_png).convert("L"))
         if region_npy is not None:
