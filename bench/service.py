@@ -278,18 +278,13 @@ _COMM_GROUPS = {
 
 def cpu_snapshot() -> dict[int, tuple[str, float, int]]:
     """CPU seconds (user + system) of every process now: pid -> (comm, seconds, ppid)."""
+    from bench.stack import proc_stats
+
     out: dict[int, tuple[str, float, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
+    for pid, stat in proc_stats():
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         rest = stat.rpartition(")")[2].split()
-        out[int(entry)] = (comm, (int(rest[11]) + int(rest[12])) / _TICK, int(rest[1]))
+        out[pid] = (comm, (int(rest[11]) + int(rest[12])) / _TICK, int(rest[1]))
     return out
 
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,18 +66,23 @@ def _tail(path: Path, lines: int = 40) -> str:
 # -- process trees and their memory ----------------------------------------------------------
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
+def proc_stats() -> Iterator[tuple[int, str]]:
+    """(pid, /proc/pid/stat text) of every process that is still there when read."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
+                yield int(entry), f.read()
         except OSError:
             continue
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for pid, stat in proc_stats():
         ppid = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
+        children.setdefault(ppid, []).append(pid)
     return children
 
 
