@@ -59,7 +59,7 @@ if __package__ in (None, ""):  # `python bench/soak.py`
 
 from bench.stack import REPO, Stack, pss_mb  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from idphoto.serve import settings_environ  # noqa: E402
+from idphoto.serve import colocated_env, settings_environ, worker_argv  # noqa: E402
 from tests.conftest import S3Server, WorkerProcess  # noqa: E402
 from tests.reliability import harness  # noqa: E402
 from web.admission import CACHE_S, queue_depth  # noqa: E402
@@ -463,8 +463,6 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
             _stop_proc(stack, "worker-gpu")
         env = _worker_env(settings)
         logs_dir = stack.workdir
-        from idphoto.serve import colocated_env
-
         colocated = colocated_env(settings)
 
         def spawn(name: str) -> WorkerProcess:
@@ -472,18 +470,7 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
             path = logs_dir / f"{name.split('@')[0]}.log"
             with path.open("w") as out:
                 proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "idphoto.cli",
-                        "worker",
-                        "--queues",
-                        queue,
-                        "-c",
-                        "1",
-                        "--hostname",
-                        name,
-                    ],
+                    worker_argv(queue, 1, hostname=name),
                     cwd=REPO,
                     env={**env, **colocated.get(f"worker-{queue}", {})},
                     stdout=out,

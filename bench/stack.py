@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import requests
 
 from config.settings import Settings
 from idphoto.serve import colocated_env, settings_environ, web_argv, worker_argv
+from tests.conftest import free_ports  # one free-port picker for the tests and the benches
 
 REPO = Path(__file__).resolve().parents[1]
 RADOSGW = REPO / "tools" / "radosgw-local.sh"
@@ -41,19 +41,6 @@ CPU_CONCURRENCY = 1  # run_topology's default cpu_concurrency
 
 class StackError(RuntimeError):
     """Something of the stack did not start; the message carries the log's tail."""
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -79,10 +79,10 @@ def _cli_options(subcommand: str) -> set[str] | None:
     return None
 
 
-def worker_argv(queue: str, concurrency: int) -> list[str]:
-    """The command that runs one worker consuming ``queue``, named ``{queue}@host`` so that
-    Flower and ``celery inspect`` tell the two apart."""
-    hostname = f"{queue}@%h"
+def worker_argv(queue: str, concurrency: int, hostname: str | None = None) -> list[str]:
+    """The command that runs one worker consuming ``queue``, named ``{queue}@host`` (or
+    ``hostname``) so that Flower and ``celery inspect`` tell the workers apart."""
+    hostname = hostname or f"{queue}@%h"
     options = _cli_options("worker")
     if options is not None:
         argv = [
@@ -222,8 +222,9 @@ def run_topology(
         Child("worker-gpu", worker_argv("gpu", 1)),
         Child("worker-cpu", worker_argv("cpu", cpu_concurrency)),
     ]
+    extra_env = colocated_env(settings)
     for child in children:
-        child.env = colocated_env(settings).get(child.name, {})
+        child.env = extra_env.get(child.name, {})
     if with_flower:
         if settings.embedded:
             logger.warning("Flower needs a broker: not started in embedded mode")

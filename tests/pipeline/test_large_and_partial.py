@@ -72,7 +72,11 @@ def test_large_photo_with_a_large_face_is_analysed_at_quarter_scale(detector) ->
     analysis, region = stages.analyse(data, detector)
     assert analysis.original_size == (4000, 6000)
     assert analysis.work_size == (1000, 1500)  # one 1/4-scale decode was enough
-    assert max(region.shape[:2]) >= 0.9 * stages.REGION_MAX_SIDE * 0.9
+    # That scale already gave the region (nearly) the matte's full resolution.
+    x0, y0, x1, y1 = analysis.region
+    have = max(x1 - x0, y1 - y0)
+    assert max(region.shape[:2]) == min(stages.REGION_MAX_SIDE, have)
+    assert have >= stages.REGION_MIN_SHARE * stages.REGION_MAX_SIDE
     again = stages.load_region(data, analysis)  # what a refine worker decodes: the same pixels
     assert np.array_equal(again, region)
 

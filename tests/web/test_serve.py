@@ -37,6 +37,8 @@ def test_commands() -> None:
         argv = worker_argv(queue, 1)
         assert argv[0] == sys.executable and queue in argv
         assert f"{queue}@%h" in argv
+    named = worker_argv("gpu", 1, hostname="gpu3-x@%h")  # a supervisor's numbered incarnation
+    assert "gpu3-x@%h" in named and "gpu@%h" not in named
     flower = flower_argv(settings, "0.0.0.0")
     assert "--basic-auth=ops:s3cret" in flower
     assert "--url_prefix=flower" in flower and "--port=5566" in flower
