@@ -29,7 +29,12 @@ a shared 2-core machine they move with the load):
    a random JPEG comment (new sha256, same pixels), so no job reuses another's matte or outputs.
    Latency is submit (client, before the upload) to done (the record's ``finished_at``);
    throughput is done jobs / (last done - first submit). Stage times come from the job records
-   (`tasks.jobs.get_job`), with the queue waits between stages.
+   (`tasks.jobs.get_job`), with the queue waits between stages. The CPU time of every process
+   on the machine is added up per level (/proc) by component, and each stage records its
+   worker's process CPU (``cpu_s``; the segment stage also the model step's,
+   ``inference_cpu_s``): the CPU a job costs besides the model is what a GPU cannot take off
+   the CPUs, so it sizes a GPU deployment (cores and GPU-worker processes for 50 jobs/s). It
+   slightly flatters a GPU: the model step's resizes in and out (~0.02 s) stay on the CPU.
 5. re-compose: POST /api/v1/jobs/{id}/recompose (new spec and background) on finished jobs,
    one at a time, against the full jobs' latency at concurrency 1.
 6. memory: RSS (VmRSS summed over each process tree, /proc) of the GPU worker, CPU worker and
@@ -616,6 +621,56 @@ def targets(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def gpu_sizing(r: dict[str, Any], cores: int) -> dict[str, Any] | None:
+    """What one level's CPU accounting says about a GPU deployment.
+
+    The stages record their process CPU time (``cpu_s``) and the segment stage the CPU time of
+    the model step (``inference_cpu_s``). What a job costs besides the model is the machine's
+    CPU per job less the model step: with the model on a GPU that work stays on CPUs, so it
+    bounds a GPU machine's throughput however fast the GPU is. The GPU worker's own part
+    (decode, detection, object I/O) bounds what one GPU-worker process can feed the GPU.
+    """
+    s, per = r["stage_mean_s"], r.get("cpu_s_per_job") or {}
+    model = s.get("segment.inference_cpu")
+    seg = s.get("segment.cpu")
+    if model is None or seg is None or not per:
+        return None
+    outside = sum(per.values()) - model
+    feeder = seg - model
+    return {
+        "cpu_s_per_job_outside_model": rnd(outside),
+        "segment_cpu_s_outside_model": rnd(feeder),
+        "stage_cpu_s": {n: s.get(f"{n}.cpu") for n in STAGE_NAMES if s.get(f"{n}.cpu") is not None},
+        "max_jobs_per_s_on_these_cores": rnd(cores / outside if outside > 0 else None),
+        "cores_for_50_per_s": rnd(50 * outside),
+        "gpu_worker_processes_for_50_per_s": rnd(50 * feeder),
+    }
+
+
+def gpu_sizing_lines(record: dict[str, Any]) -> list[str]:
+    cores = record["config"]["cpu_count"] or 1
+    lines = []
+    for r in record["end_to_end"].values():
+        g = r.get("gpu_sizing")
+        if not g:
+            continue
+        if not lines:
+            lines.append(
+                "CPU per job besides the model (what a GPU cannot take off the CPUs; "
+                "process CPU per stage from the job records):"
+            )
+        stages_ = ", ".join(f"{k} {v:.2f}" for k, v in g["stage_cpu_s"].items())
+        lines.append(
+            f"  c={r['concurrency']:<3} {g['cpu_s_per_job_outside_model']:.2f} CPU s/job "
+            f"(stages: {stages_}; segment besides the model "
+            f"{g['segment_cpu_s_outside_model']:.2f}) -> at most "
+            f"{g['max_jobs_per_s_on_these_cores']:.1f} jobs/s on {cores} cores with the model on "
+            f"a GPU; 50 jobs/s needs {g['cores_for_50_per_s']:.0f} cores and "
+            f">= {g['gpu_worker_processes_for_50_per_s']:.1f} GPU-worker processes"
+        )
+    return lines
+
+
 def render(record: dict[str, Any]) -> str:
     lines = []
     cfg = record["config"]
@@ -680,11 +735,12 @@ def render(record: dict[str, Any]) -> str:
             laps = [
                 f"{k.split('.', 1)[1]} {v:.3f}"
                 for k, v in s.items()
-                if k.startswith(stage + ".") and v is not None
+                if k.startswith(stage + ".") and v is not None and not k.endswith("cpu")
             ]
             if laps:
                 parts.append(f"{stage}: " + ", ".join(laps))
         lines.append(f"  c={r['concurrency']:<3} " + "; ".join(parts))
+    lines += gpu_sizing_lines(record)
     if any(redelivered.values()):
         lines.append(
             "jobs with a redelivered stage (worker child died, task re-run): "
@@ -901,6 +957,7 @@ def main(argv: list[str] | None = None) -> int:
             done_n = max(1, summary["done"])
             summary["cpu_s_per_job"] = {k: round(v / done_n, 3) for k, v in cpu.items()}
             summary["cpu_s_total"] = cpu
+            summary["gpu_sizing"] = gpu_sizing(summary, os.cpu_count() or 1)
             log(f"  {summary['throughput_per_s']} jobs/s, p50 {summary['latency_s']['p50']} s")
             e2e[str(c)] = summary
             done = [e for e in entries if e["state"] == "done"]

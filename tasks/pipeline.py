@@ -263,7 +263,7 @@ def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[
     if written == -1:
         logger.info("job %s already finished: %s skipped", job_id, stage)
         raise Ignore()
-    began = perf_counter()
+    began, cpu_began = perf_counter(), time.process_time()
     try:
         yield info
     except (Ignore, Reject):
@@ -273,6 +273,7 @@ def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[
             status="failed",
             error=failure_of(exc)[0],
             duration_s=round(perf_counter() - began, 4),
+            cpu_s=round(time.process_time() - cpu_began, 4),
             finished_at=time.time(),
         )
         try:
@@ -280,7 +281,14 @@ def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[
         except Exception:
             logger.warning("could not record the failure of %s for %s", stage, job_id)
         raise
-    info.update(status="ok", duration_s=round(perf_counter() - began, 4), finished_at=time.time())
+    info.update(
+        status="ok",
+        duration_s=round(perf_counter() - began, 4),
+        # CPU time of the whole worker process (all its threads: the model's too) during the
+        # stage: exact in a prefork child, which runs one task at a time.
+        cpu_s=round(time.process_time() - cpu_began, 4),
+        finished_at=time.time(),
+    )
     jobs.update(job_id, {f"stage.{stage}": info, "updated_at": info["finished_at"]})
 
 
@@ -304,9 +312,10 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         finally:
             info["detect_s"] = round(perf_counter() - began, 4)
         info["face_count"] = analysis.face_count
-        began = perf_counter()
+        began, cpu_began = perf_counter(), time.process_time()
         coarse = stages.segment(region, svc.segmenter)
         info["inference_s"] = round(perf_counter() - began, 4)
+        info["inference_cpu_s"] = round(time.process_time() - cpu_began, 4)
         info["provider"] = svc.segmenter.provider
         info["region_px"] = [int(region.shape[1]), int(region.shape[0])]
         svc.store.put(

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -92,3 +93,45 @@ def test_eager_option_runs_the_chain_in_process(tmp_path: Path) -> None:
     assert record["reason"] == "no_face"
     assert record["stages"]["segment"]["status"] == "failed"
     assert "inference_s" not in record["stages"]["segment"]
+
+
+def test_refine_without_a_stored_region_decodes_the_upload_again(tmp_path: Path) -> None:
+    """A segment stage run by an older worker stored no region (.npy): the refine stage then
+    decodes the region from the upload (``stages.load_region``, for messages in flight during a
+    deploy) and must make the very matte the stored region gives."""
+    from tasks import keys
+    from tasks.app import MATTE_REFINE
+    from tasks.pipeline import CONTEXT_VERSION
+    from tasks.services import services_for
+
+    settings = replace(_settings(tmp_path)[0], task_always_eager=True)
+    data = sample_path("grace_hopper").read_bytes()
+    first = get_job(settings, submit_job(settings, data, spec=SPEC))
+    assert first is not None and first["state"] == "done", first
+    services = services_for(settings)
+    store, sha, model = services.store, first["sha256"], first["model"]
+    matte_key, region_key = keys.matte_key(sha, model), keys.region_key(sha, model)
+    with_region = store.get(matte_key)
+    store.delete(region_key)
+    store.delete(matte_key)
+
+    job_id = "refine-fallback-" + uuid.uuid4().hex[:8]
+    services.jobstore.create(job_id, {"state": "queued", "sha256": sha, "model": model})
+    ctx = {
+        "v": CONTEXT_VERSION,
+        "job_id": job_id,
+        "sha256": sha,
+        "model": model,
+        "spec": SPEC,
+        "background": "white",
+        "options": {},
+    }
+    services.celery.tasks[MATTE_REFINE].apply(args=(ctx,)).get()
+    stage = (get_job(settings, job_id) or {})["stages"]["matte_refine"]
+    assert stage["status"] == "ok", stage
+    assert not store.exists(region_key)  # it really ran without one
+    load = np.load
+    before = load(io.BytesIO(with_region), allow_pickle=False)
+    after = load(io.BytesIO(store.get(matte_key)), allow_pickle=False)
+    assert after.shape == before.shape and after.dtype == np.uint8
+    assert np.array_equal(after, before)

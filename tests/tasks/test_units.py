@@ -211,11 +211,15 @@ def test_stage_records_worker_duration_and_failure(tmp_path: Path) -> None:
     jobs.create(ctx["job_id"], {"state": "queued"})
     with _stage(_fake_task(settings), ctx, "composite", "compositing") as info:
         info["extra"] = 1
+        spent = time.thread_time() + 0.05
+        while time.thread_time() < spent:  # burn 50 ms of CPU: the stage's cpu_s sees it
+            pass
     record = jobs.get(ctx["job_id"])
     assert record is not None and record["state"] == "compositing"
     stage = record["stages"]["composite"]
     assert stage["worker"] == "cpu-1@host" and stage["hostname"] == "host"
     assert stage["status"] == "ok" and stage["extra"] == 1 and stage["duration_s"] >= 0
+    assert stage["cpu_s"] >= 0.05 and stage["duration_s"] >= 0.05, stage
     with pytest.raises(NoFaceError), _stage(_fake_task(settings), ctx, "store", "storing"):
         raise NoFaceError()
     stage = jobs.get(ctx["job_id"])["stages"]["store"]  # type: ignore[index]
