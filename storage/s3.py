@@ -79,6 +79,8 @@ class S3BlobStore:
         default_expiry_s: int = 900,
         intermediate_prefixes: Sequence[str] = ("inputs/", "masks/", "mattes/"),
         intermediate_expiry_days: int = 1,
+        output_prefixes: Sequence[str] = ("jobs/",),
+        output_expiry_days: int = 0,
         connect_timeout: float = 5,
         read_timeout: float = 30,
         max_attempts: int = 5,
@@ -90,7 +92,7 @@ class S3BlobStore:
         """
         if len(bucket) < 3:
             raise ValueError(f"bucket names have at least 3 characters: {bucket!r}")
-        for prefix in intermediate_prefixes:
+        for prefix in (*intermediate_prefixes, *output_prefixes):
             validate_prefix(prefix, allow_empty=False)
         self.bucket = bucket
         self.region = region
@@ -99,6 +101,8 @@ class S3BlobStore:
         self.default_expiry_s = resolve_expiry(default_expiry_s, default_expiry_s)
         self.intermediate_prefixes = tuple(intermediate_prefixes)
         self.intermediate_expiry_days = intermediate_expiry_days
+        self.output_prefixes = tuple(output_prefixes)
+        self.output_expiry_days = output_expiry_days
         # A private session: boto3's default session is shared and not thread-safe to set up.
         session = boto3.session.Session(
             aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
@@ -201,23 +205,28 @@ class S3BlobStore:
             logger.info("S3 server does not support public access blocks (%s)", code)
 
     def _expire_intermediates(self) -> None:
-        """Inputs and intermediates (masks, mattes) expire after N days by lifecycle rule.
+        """Inputs and intermediates (masks, mattes) expire after N days by lifecycle rule, and
+        job outputs after M days (a backstop: deleting a job deletes its outputs, but a job
+        whose record expired leaves them behind; M is set from the records' lifetime).
 
         The rules replace the bucket's lifecycle configuration: the bucket belongs to the app.
         A server that rejects lifecycle rules gets a warning, not a failure: the app works, the
         bucket just keeps growing.
         """
-        if not self.intermediate_prefixes or self.intermediate_expiry_days <= 0:
-            return
+        expiry = [(p, self.intermediate_expiry_days) for p in self.intermediate_prefixes]
+        expiry += [(p, self.output_expiry_days) for p in self.output_prefixes]
         rules = [
             {
                 "ID": "idphoto-expire-" + prefix.strip("/").replace("/", "-"),
                 "Filter": {"Prefix": prefix},
                 "Status": "Enabled",
-                "Expiration": {"Days": self.intermediate_expiry_days},
+                "Expiration": {"Days": days},
             }
-            for prefix in self.intermediate_prefixes
+            for prefix, days in expiry
+            if days > 0
         ]
+        if not rules:
+            return
         try:
             self._client.put_bucket_lifecycle_configuration(
                 Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
@@ -227,12 +236,12 @@ class S3BlobStore:
             if status >= 500 and code not in _UNSUPPORTED_CODES:
                 raise
             logger.warning(
-                "S3 server rejected the lifecycle rules for bucket %s (%s %s): intermediates "
+                "S3 server rejected the lifecycle rules for bucket %s (%s %s): objects "
                 "under %s will not expire",
                 self.bucket,
                 status,
                 code,
-                ", ".join(self.intermediate_prefixes),
+                ", ".join(r["Filter"]["Prefix"] for r in rules),
             )
 
     def ping(self) -> None:

@@ -42,6 +42,7 @@ import requests
 from PIL import Image
 
 from pipeline.encode import strip_check
+from storage import output_expiry_days
 from tests.reliability import harness
 
 pytestmark = pytest.mark.integration
@@ -110,7 +111,9 @@ def test_service_bucket_refuses_anonymous_access_and_expires_inputs(
         r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules if r["Status"] == "Enabled"
     }
     expiry = cluster.settings.intermediate_expiry_days
-    assert days == {"inputs/": expiry, "masks/": expiry, "mattes/": expiry}
+    outputs = output_expiry_days(cluster.settings.job_ttl_s)
+    assert outputs * 86400 > cluster.settings.job_ttl_s
+    assert days == {"inputs/": expiry, "masks/": expiry, "mattes/": expiry, "jobs/": outputs}
 
 
 def test_outputs_carry_no_metadata_of_the_upload(

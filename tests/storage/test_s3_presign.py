@@ -176,6 +176,26 @@ def test_ensure_ready_is_idempotent_and_sets_lifecycle_rules(
     assert block["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
 
 
+def test_outputs_get_their_own_expiry_rule(s3_server: S3Server) -> None:
+    """The S3 server takes the outputs' rule beside the intermediates' (what ``make_store``
+    sets from the job records' lifetime) and keeps each prefix's own number of days."""
+    store = S3BlobStore(
+        endpoint_url=s3_server.endpoint,
+        bucket="expiry-bucket",
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+        intermediate_expiry_days=1,
+        output_expiry_days=8,
+    )
+    try:
+        store.ensure_ready()
+        rules = s3_server.client().get_bucket_lifecycle_configuration(Bucket="expiry-bucket")
+        days = {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules["Rules"]}
+        assert days == {"inputs/": 1, "masks/": 1, "mattes/": 1, "jobs/": 8}
+    finally:
+        s3_server.client().delete_bucket(Bucket="expiry-bucket")
+
+
 def test_concurrent_ensure_ready_creates_one_bucket(s3_server: S3Server) -> None:
     stores = [
         S3BlobStore(
