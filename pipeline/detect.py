@@ -45,6 +45,12 @@ class DetectorConfig:
     # largest face's width (a face on a poster far behind is not a second sitter).
     other_face_min_rel_width: float = 0.4
     other_face_min_score: float = 0.75
+    # A face must be found again, by the short-range model, on a crop around it (the second
+    # pass that refines the keypoints) with at least this score. Real portraits score 0.80-0.93
+    # there (grace_hopper, astronaut: dark, bright, low-contrast, blurred, noisy, JPEG q10, grey,
+    # tilted); face-like patterns the first pass finds in still lifes 0.00-0.74 (skimage's cell,
+    # clock, coffee, coins, moon, logo, cat), which would otherwise go on to a "photo".
+    confirm_min_score: float = 0.75
     min_face_px: float = 40.0  # face box height in the analysed image
     max_cutoff_fraction: float = 0.08  # of the face box that may lie outside the frame
 
@@ -108,6 +114,11 @@ class FaceDetector:
     # -- public -----------------------------------------------------------------------------
     def detect_all(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, largest first, keypoints refined."""
+        return [face for face, _ in self._candidates(rgb)]
+
+    def _candidates(self, rgb: np.ndarray) -> list[tuple[Face, float]]:
+        """Every face either model finds, largest first, keypoints refined, each with its
+        confirmation score (see ``DetectorConfig.confirm_min_score``)."""
         faces = self._run(self.back, rgb) + self._run(self.front, rgb)
         if not faces:
             return []
@@ -116,11 +127,13 @@ class FaceDetector:
         scores = np.array([f.score for f in faces], np.float32)
         merged = _weighted_nms(boxes, kps, scores, self.config.iou_threshold)
         refined = [self._refine(rgb, f) for f in merged]
-        refined.sort(key=lambda f: f.width * f.height, reverse=True)
+        refined.sort(key=lambda fc: fc[0].width * fc[0].height, reverse=True)
         return refined
 
-    def _refine(self, rgb: np.ndarray, face: Face) -> Face:
-        """Re-detect on a square crop of about 2.2 face sizes with the front model."""
+    def _refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float]:
+        """Re-detect on a square crop of about 2.2 face sizes with the front model: the face
+        with keypoints measured at that resolution, and the score it got there (0.0: not found
+        again, the face is returned as it was)."""
         cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
         half = 1.1 * max(face.width, face.height)
         x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -128,12 +141,13 @@ class FaceDetector:
         crop = _crop_padded(rgb, x0, y0, side, side)
         found = self._run(self.front, crop)
         if not found:
-            return face
+            return face, 0.0
         best = max(found, key=lambda f: _iou(f.box, tuple(np.subtract(face.box, (x0, y0, x0, y0)))))
         if _iou(best.box, tuple(np.subtract(face.box, (x0, y0, x0, y0)))) < 0.3:
-            return face
+            return face, 0.0
         moved = best.mapped(1.0, x0, y0)
-        return Face(box=moved.box, keypoints=moved.keypoints, score=max(face.score, best.score))
+        refined = Face(box=moved.box, keypoints=moved.keypoints, score=max(face.score, best.score))
+        return refined, best.score
 
     def detect(self, rgb: np.ndarray) -> tuple[Face, int]:
         """The one sitter's face, or a FaceError saying why there is not exactly one usable face.
@@ -141,8 +155,15 @@ class FaceDetector:
         Returns the face and the number of faces seen (for the report).
         """
         cfg = self.config
-        faces = self.detect_all(rgb)
+        candidates = self._candidates(rgb)
+        faces = [f for f, confirm in candidates if confirm >= cfg.confirm_min_score]
         if not faces:
+            if candidates:  # something face-like: half a face, a profile, a pattern
+                raise NoFaceError(
+                    "No clear face was found in the photo: it must show the whole face, from "
+                    "the front.",
+                    unconfirmed=len(candidates),
+                )
             raise NoFaceError()
         main = faces[0]
         others = [

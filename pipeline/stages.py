@@ -125,10 +125,11 @@ def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, 
     inverted face. An upright face is searched first; the half turn is also tried and wins only
     with a clearly better score; quarter turns are tried when nothing upright is found.
     """
+    upright_error: NoFaceError | None = None
     try:
         face, count = detector.detect(rgb)
-    except NoFaceError:
-        face, count = None, 0
+    except NoFaceError as exc:
+        face, count, upright_error = None, 0, exc
     if face is not None and abs(face.roll_deg) > 45:
         # A sideways face that BlazeFace still found: the crop region and the chin are only
         # right once the photo is turned the nearest quarter turn upright.
@@ -162,7 +163,7 @@ def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, 
         other_face, other_count = detector.detect(turned)
         return turns, turned, other_face, other_count
     if face is None:
-        raise NoFaceError()
+        raise upright_error or NoFaceError()  # the upright reading's reason
     return 0, rgb, face, count
 
 
