@@ -27,6 +27,10 @@ MAX_UPSCALE = 3.0  # output px per original px beyond which detail is invented, 
 BOTTOM_REPLICATE_MAX = 0.08  # of H: how far the frame may run below a photo's bottom edge
 MIN_TOP_MARGIN = 0.02  # of H, when the spec sets none: hair never touches the top edge
 MIN_BELOW_CHIN = 0.06  # of H: some neck and shoulders below the chin
+# The crown sits 1.1-1.6 eye-to-chin distances above the eye line on our portraits (hair or
+# hat), a bald skull still about one. Eyes closer than this to a photo's top edge mean the
+# head is cut off there, even when the matte, having dropped the cut-off part, says otherwise.
+EYES_MIN_BELOW_TOP = 0.75  # eye-to-chin distances
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,8 @@ def place(
     W, H = spec.width_px, spec.height_px
     if head.head <= 1:
         raise SpecUnmet("The head could not be measured.", reason="head_not_measured")
-    if region_touches.get("top") and head.crown_y <= 1.0:
+    eyes_below_top = head.eye_mid[1] / max(1.0, head.chin_y - head.eye_mid[1])
+    if region_touches.get("top") and (head.crown_y <= 1.0 or eyes_below_top < EYES_MIN_BELOW_TOP):
         raise HeadCutOff(
             "The top of the head is cut off by the top edge of the photo; "
             "leave some space above the hair."

@@ -17,7 +17,7 @@ from idphoto.samples import sample_path
 from pipeline import decode as decode_mod
 from pipeline import geometry, stages
 from pipeline.decode import decode
-from pipeline.errors import FaceCutOff, NoFaceError
+from pipeline.errors import FaceCutOff, HeadCutOff, NoFaceError
 from pipeline.types import Face
 
 
@@ -182,3 +182,19 @@ def test_whole_faces_are_visible(detector, segmenter) -> None:
         alpha = np.asarray(matte)[..., 3]
         assert geometry.face_visible(alpha, analysis.face) >= 0.97, name
         assert min(geometry.face_sides(alpha, analysis.face)) >= -0.05, name
+
+
+@pytest.mark.parametrize("top", [0.16, 0.20])
+def test_close_up_cut_through_the_hat_is_a_cut_off_head(detector, segmenter, top: float) -> None:
+    """A close-up whose top edge runs through the hat: the matte drops the cut-off part (its top
+    rows are empty), so only the eyes' distance from the edge shows the head is cut off."""
+    p = _portrait()
+    w, h = p.size
+    close = p.crop((int(w * 0.25), int(h * top), int(w * 0.75), int(h * (top + 0.5))))
+    data = _jpeg(close, 92)
+    analysis, region = stages.analyse(data, detector)
+    alpha = np.asarray(stages.refine(region, stages.segment(region, segmenter)))[..., 3]
+    assert analysis.extra["touches"]["top"]
+    assert geometry.measure_head(alpha, analysis.face).crown_y > 1.0  # the matte alone: "fine"
+    with pytest.raises(HeadCutOff):
+        stages.make_photo(data, get_spec("us-passport"), "white", detector, segmenter)
