@@ -85,7 +85,7 @@ def run_once(
     rgb = np.asarray(decoded.image)
     t["detect"], _ = _timed(lambda: detector.detect(rgb))
     analysis, region = stages.analyse(data, detector)  # the same again, for its outputs
-    t["segment"], coarse = _timed(lambda: stages.segment(region, segmenter))
+    t["segment"], coarse = _timed(lambda: stages.segment(region, segmenter, face=analysis.face))
     t["refine"], matte = _timed(lambda: stages.refine(region, coarse))
 
     # compose, broken down into the calls stages.compose makes
@@ -112,7 +112,7 @@ def run_once(
 
     def end_to_end() -> Any:
         an, reg = stages.analyse(data, detector)
-        m = stages.refine(reg, stages.segment(reg, segmenter))
+        m = stages.refine(reg, stages.segment(reg, segmenter, face=an.face))
         return _compose(m, an, spec, bg)
 
     t["end_to_end"], _ = _timed(end_to_end)

@@ -352,7 +352,8 @@ def _process(
     assert item.path is not None
     data = item.path.read_bytes()
     analysis, region = stages.analyse(data, models.detector, max_pixels=models.settings.max_pixels)
-    matte = stages.refine(region, stages.segment(region, models.segmenter))
+    coarse = stages.segment(region, models.segmenter, face=analysis.face)
+    matte = stages.refine(region, coarse)
 
     stem = item.path.stem
     n = 2

@@ -313,7 +313,7 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             info["detect_s"] = round(perf_counter() - began, 4)
         info["face_count"] = analysis.face_count
         began, cpu_began = perf_counter(), time.process_time()
-        coarse = stages.segment(region, svc.segmenter)
+        coarse = stages.segment(region, svc.segmenter, face=analysis.face)
         info["inference_s"] = round(perf_counter() - began, 4)
         info["inference_cpu_s"] = round(time.process_time() - cpu_began, 4)
         info["provider"] = svc.segmenter.provider

@@ -80,7 +80,7 @@ def prepared(detector, segmenter) -> Callable[[str], tuple[Analysis, Image.Image
 
 def _prepare_bytes(data: bytes, detector, segmenter) -> tuple[Analysis, Image.Image]:
     analysis, region = stages.analyse(data, detector)
-    return analysis, stages.refine(region, stages.segment(region, segmenter))
+    return analysis, stages.refine(region, stages.segment(region, segmenter, face=analysis.face))
 
 
 def compose(matte: Image.Image, analysis: Analysis, spec: PhotoSpec, bg: str, **kw: Any):

@@ -63,7 +63,9 @@ def prepared(detector, segmenter) -> Callable[..., tuple[Analysis, Image.Image]]
         buf = io.BytesIO()
         _variant(name, variant).save(buf, "PNG")
         analysis, region = stages.analyse(buf.getvalue(), detector)
-        return analysis, stages.refine(region, stages.segment(region, segmenter))
+        return analysis, stages.refine(
+            region, stages.segment(region, segmenter, face=analysis.face)
+        )
 
     return prepare
 
