@@ -28,25 +28,28 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Colour guided filter. guide HxWx3 float32 in [0,1], src HxW float32; returns HxW."""
-    r = radius
+def _coefficients(
+    guide: np.ndarray, src: np.ndarray, r: int, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The guided filter's window-averaged linear coefficients (a: HxWx3, b: HxW) on ``guide``
+    (HxWx3 float32) and ``src`` (HxW float32): ``output = sum(a * guide) + b``."""
     mean_i = _box(guide, r)
     mean_p = _box(src, r)
-    mean_ip = _box(guide * src[..., None], r)
-    cov_ip = mean_ip - mean_i * mean_p[..., None]
-    # 3x3 covariance of the guide in each window (symmetric: 6 unique terms)
-    ii = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    cov_ip = _box(guide * src[..., None], r) - mean_i * mean_p[..., None]
+    # 3x3 covariance of the guide in each window (symmetric: the upper triangle is enough)
     var = {}
-    for a, b in ii:
-        var[a, b] = _box(guide[..., a] * guide[..., b], r) - mean_i[..., a] * mean_i[..., b]
-        var[b, a] = var[a, b]
     for a in range(3):
-        var[a, a] = var[a, a] + eps
+        for b in range(a, 3):
+            var[a, b] = _box(guide[..., a] * guide[..., b], r) - mean_i[..., a] * mean_i[..., b]
+        var[a, a] += eps
     coef = _solve_sym3(var, cov_ip)
     bias = mean_p - np.einsum("...i,...i->...", coef, mean_i)
-    mean_a = _box(coef, r)
-    mean_b = _box(bias, r)
+    return _box(coef, r), _box(bias, r)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Colour guided filter. guide HxWx3 float32 in [0,1], src HxW float32; returns HxW."""
+    mean_a, mean_b = _coefficients(guide, src, radius, eps)
     return np.einsum("...i,...i->...", mean_a, guide) + mean_b
 
 
@@ -94,19 +97,9 @@ def fast_guided_filter(
     size = (max(1, round(w * k)), max(1, round(h * k)))
     g = cv2.resize(guide, size, interpolation=cv2.INTER_AREA)
     p = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
-    r = max(1, round(radius * k))
-    mean_i = _box(g, r)
-    mean_p = _box(p, r)
-    cov_ip = _box(g * p[..., None], r) - mean_i * mean_p[..., None]
-    var = {}
-    for a in range(3):
-        for b in range(a, 3):
-            var[a, b] = _box(g[..., a] * g[..., b], r) - mean_i[..., a] * mean_i[..., b]
-        var[a, a] += eps
-    coef = _solve_sym3(var, cov_ip)
-    bias = mean_p - np.einsum("...i,...i->...", coef, mean_i)
-    mean_a = cv2.resize(_box(coef, r), (w, h), interpolation=cv2.INTER_LINEAR)
-    mean_b = cv2.resize(_box(bias, r), (w, h), interpolation=cv2.INTER_LINEAR)
+    small_a, small_b = _coefficients(g, p, max(1, round(radius * k)), eps)
+    mean_a = cv2.resize(small_a, (w, h), interpolation=cv2.INTER_LINEAR)
+    mean_b = cv2.resize(small_b, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.einsum("...i,...i->...", mean_a, guide) + mean_b
 
 
