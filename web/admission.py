@@ -113,8 +113,3 @@ class QueueGauge:
                     self._values = None
                 self._read_at = time.monotonic()
             return None if self._values is None else dict(self._values)
-
-    def depth(self, queue: str | None = None) -> int | None:
-        """One queue's depth (the first queue by default), or None when unreachable."""
-        values = self.depths()
-        return None if values is None else values.get(queue or self.queues[0], 0)
