@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,16 @@ class Settings:
     flower_url_prefix: str = "flower"
     flower_port: int = 5555
 
+    def __post_init__(self) -> None:
+        # Paths are made absolute once, here: a relative default such as ``var/storage`` means
+        # the directory the command was started in, for every process and library that later
+        # gets it (Flask's ``send_file`` resolves relative paths against the ``web`` package,
+        # and ``idphoto serve`` starts its children in another directory).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                object.__setattr__(self, f.name, Path(os.path.abspath(value.expanduser())))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
@@ -104,8 +114,7 @@ class Settings:
             else:
                 values[f.name] = raw or None if default is None else raw
         values.update(overrides)
-        settings = cls(**values)
-        return replace(settings, models_dir=Path(settings.models_dir).expanduser())
+        return cls(**values)
 
     @property
     def embedded(self) -> bool:

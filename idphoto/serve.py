@@ -239,14 +239,17 @@ def run_topology(
     try:
         for child in children:
             _start(child, env)
+        flower_running = any(c.name == "flower" for c in children)
         print(
             f"idphoto: web on http://{host}:{port}/"
             + (
                 f", Flower on http://{host}:{settings.flower_port}/"
                 f"{settings.flower_url_prefix.strip('/')}"
-                if with_flower
+                if flower_running
                 else ""
             )
+            + (" (embedded: local storage in " + str(settings.storage_dir) + ")")
+            * settings.embedded
             + " (Ctrl-C stops everything)",
             file=sys.stderr,
             flush=True,
