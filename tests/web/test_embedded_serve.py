@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,9 +93,7 @@ def test_embedded_default_serves_the_preview_and_every_download(
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "embedded-serve-result.png"), full_page=True)
 
-        links = page.eval_on_selector_all(
-            "#downloads a", "els => els.map(a => [a.id, a.href])"
-        )
+        links = page.eval_on_selector_all("#downloads a", "els => els.map(a => [a.id, a.href])")
         names = {name.removeprefix("download-") for name, _ in links}
         assert {"photo", "sheet", "cutout", "report"} <= names, links
         for name, href in links:
