@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from dataclasses import replace
 from typing import NamedTuple
 
 from config.specs import PhotoSpec, mm_to_px
@@ -550,6 +551,134 @@ _SPECS: tuple[PhotoSpec, ...] = (
         source="[S25][S26] V (tool convention)",
     ),
 )
+
+# Chinese names and search terms (English and Chinese) per spec. The Chinese tool presets of
+# specs.md section 1 (社保卡, 电子驾驶证, 教师资格证 ...) are search terms of the spec with the same
+# pixel size.
+_SEARCH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "icao-35x45": (
+        "ICAO 标准证件照 35×45 毫米",
+        ("icao", "passport", "biometric", "35x45", "护照", "国际标准", "生物识别"),
+    ),
+    "us-passport": (
+        "美国护照",
+        ("passport", "usa", "united states", "america", "2x2", "2x2 inch", "51x51", "美国", "护照"),
+    ),
+    "us-visa": (
+        "美国签证（DS-160）",
+        ("visa", "ds-160", "ds160", "2x2", "600x600", "美国", "签证", "美签", "美国签证"),
+    ),
+    "us-dv": (
+        "美国多元化移民签证（绿卡抽签）",
+        ("dv", "dv lottery", "green card", "visa", "600x600", "美国", "绿卡", "绿卡抽签", "签证"),
+    ),
+    "uk-passport": (
+        "英国护照",
+        ("passport", "uk", "united kingdom", "britain", "gb", "35x45", "英国", "护照"),
+    ),
+    "schengen-visa": (
+        "申根签证",
+        ("visa", "schengen", "eu", "europe", "35x45", "申根", "签证", "欧洲签证"),
+    ),
+    "de-biometric": (
+        "德国护照/身份证（生物识别）",
+        (
+            "passport",
+            "id card",
+            "germany",
+            "reisepass",
+            "personalausweis",
+            "biometric",
+            "35x45",
+            "德国",
+            "护照",
+            "身份证",
+        ),
+    ),
+    "ca-passport": ("加拿大护照", ("passport", "canada", "50x70", "加拿大", "护照")),
+    "jp-passport": ("日本护照", ("passport", "japan", "35x45", "日本", "护照")),
+    "kr-passport": ("韩国护照", ("passport", "korea", "south korea", "35x45", "韩国", "护照")),
+    "au-passport": ("澳大利亚护照", ("passport", "australia", "35x45", "澳大利亚", "澳洲", "护照")),
+    "in-visa": (
+        "印度签证",
+        ("visa", "e-visa", "india", "2x2", "51x51", "印度", "签证", "印度签证"),
+    ),
+    "in-oci": ("印度海外公民卡（OCI）", ("oci", "overseas citizen", "india", "2x2", "印度")),
+    "cn-passport": (
+        "中国护照/签证（33×48 毫米）",
+        ("passport", "visa", "china", "33x48", "中国", "护照", "中国护照", "签证", "中国签证"),
+    ),
+    "cn-exit-entry-digital": (
+        "出入境证件数字相片（护照、港澳台通行证）",
+        (
+            "passport",
+            "exit-entry",
+            "hong kong macau permit",
+            "china",
+            "354x472",
+            "出入境",
+            "护照",
+            "港澳通行证",
+            "台湾通行证",
+            "数字相片",
+        ),
+    ),
+    "cn-visa-online": (
+        "中国签证在线申请（COVA）",
+        ("visa", "online", "cova", "china", "354x472", "中国签证", "签证", "在线申请"),
+    ),
+    "cn-id-card": (
+        "中国居民身份证",
+        (
+            "id card",
+            "resident identity card",
+            "social security card",
+            "china",
+            "358x441",
+            "身份证",
+            "居民身份证",
+            "二代身份证",
+            "社保卡",
+            "居住证",
+        ),
+    ),
+    "cn-1inch": (
+        "一寸",
+        (
+            "1 inch",
+            "one inch",
+            "25x35",
+            "295x413",
+            "一寸",
+            "1寸",
+            "教师资格证",
+            "初级会计",
+            "日本签证",
+        ),
+    ),
+    "cn-small-1inch": (
+        "小一寸（驾驶证）",
+        (
+            "small 1 inch",
+            "driving licence",
+            "driver's license",
+            "22x32",
+            "260x378",
+            "小一寸",
+            "驾驶证",
+            "驾照",
+            "电子驾驶证",
+        ),
+    ),
+    "cn-large-1inch": (
+        "大一寸",
+        ("large 1 inch", "33x48", "390x567", "大一寸", "计算机等级"),
+    ),
+    "cn-2inch": ("二寸", ("2 inch", "two inch", "35x49", "413x579", "二寸", "2寸")),
+    "cn-large-2inch": ("大二寸", ("large 2 inch", "35x53", "413x626", "大二寸")),
+    "cn-small-2inch": ("小二寸", ("small 2 inch", "35x45", "413x531", "小二寸", "韩国签证")),
+}
+_SPECS = tuple(replace(s, name_zh=_SEARCH[s.id][0], aliases=_SEARCH[s.id][1]) for s in _SPECS)
 
 # Other names accepted by ``get_spec`` (besides case and '_' for '-'): the specs.md row ids and
 # a few common spellings.

@@ -47,6 +47,10 @@ class PhotoSpec:
     notes: str = ""
     source: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # The Chinese name shown by the web UI in Chinese, and search terms (English and Chinese:
+    # document names, sizes such as "35x45", everyday words such as 身份证) a finder matches.
+    name_zh: str = ""
+    aliases: tuple[str, ...] = ()
 
     @property
     def size_mm(self) -> tuple[float, float] | None:
@@ -85,4 +89,6 @@ class PhotoSpec:
             "min_eye_distance_px": self.min_eye_distance_px,
             "notes": self.notes,
             "source": self.source,
+            "name_zh": self.name_zh,
+            "aliases": list(self.aliases),
         }

@@ -340,3 +340,17 @@ def test_catalogue_module_exports() -> None:
     assert COUNTRY_NAMES["CN"] == "China"
     assert COUNTRY_NAMES["INT"] == "International"
     assert catalogue.spec_ids() == IDS
+
+
+def test_every_builtin_spec_has_a_chinese_name_and_search_terms() -> None:
+    for spec in SPECS:
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in spec.name_zh), spec.id
+        assert spec.aliases and all(a.strip() == a and a for a in spec.aliases), spec.id
+        d = spec.to_dict()
+        assert d["name_zh"] == spec.name_zh and d["aliases"] == list(spec.aliases)
+    terms = {s.id: set(s.aliases) for s in SPECS}
+    assert "身份证" in terms["cn-id-card"] and "社保卡" in terms["cn-id-card"]
+    assert "驾驶证" in terms["cn-small-1inch"] and "2x2" in terms["us-passport"]
+    assert (
+        get_spec("cn-1inch").name_zh == "一寸" and get_spec("schengen-visa").name_zh == "申根签证"
+    )
