@@ -620,6 +620,56 @@ def _add_serve_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _cmd_corpus_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from idphoto import corpus
+
+    try:
+        rows = corpus.select(corpus.load_manifest(), args.only or (), args.subset)
+        corpus.fetch(rows, args.dir, log=lambda line: print(line, file=sys.stderr))
+    except corpus.CorpusError as exc:
+        print(f"error: corpus: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    return EXIT_OK
+
+
+def _add_corpus_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "corpus", help="the development corpus of real photos (test use only)", parents=[common]
+    )
+    csub = p.add_subparsers(dest="corpus_command", required=True)
+    fetch = csub.add_parser(
+        "fetch",
+        help="download the corpus images (sha256-checked) into the cache directory",
+        parents=[common],
+    )
+    fetch.add_argument("--dir", type=Path, default=None, help="default ~/.cache/idphoto/corpus")
+    fetch.add_argument("--only", nargs="+", metavar="NAME", help="only these out_name rows")
+    fetch.add_argument("--subset", choices=["ci"], default=None, help="a named subset")
+    fetch.set_defaults(func=_cmd_corpus_fetch)
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    # The evaluation is a bench (bench/corpus.py), outside the installed packages: run as its
+    # own process from the repository, so the CLI does not import upward into bench/.
+    import subprocess
+
+    from idphoto.corpus import REPO
+
+    argv = [sys.executable, "-m", "bench.corpus", *args.bench_args]
+    return subprocess.call(argv, cwd=REPO)
+
+
+def _add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate the pipeline on the corpus (python -m bench.corpus; --help for options)",
+        parents=[common],
+        add_help=False,
+    )
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed to bench.corpus")
+    p.set_defaults(func=_cmd_eval)
+
+
 # --- the command -----------------------------------------------------------------------------
 
 # Each adds one subcommand to the parser (``idphoto worker`` goes here too).
@@ -630,6 +680,8 @@ SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     _add_worker_parser,
     _add_flower_parser,
     _add_serve_parser,
+    _add_corpus_parser,
+    _add_eval_parser,
 ]
 
 
