@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 
 from config.settings import Settings
+from web.defaults import InsecureDefaults, check_defaults
 
 logger = logging.getLogger("idphoto.serve")
 
@@ -135,6 +136,8 @@ def web_argv(host: str, port: int, workers: int = 2, threads: int = 4) -> list[s
 
 
 def flower_argv(settings: Settings, host: str) -> list[str]:
+    """Flower's command; warns about (or, in production, refuses) the default login."""
+    check_defaults(settings, secret=False, flower=True)
     prefix = settings.flower_url_prefix.strip("/")
     argv = [
         sys.executable,
@@ -210,6 +213,13 @@ def run_topology(
     """
     from storage import make_store
 
+    try:
+        check_defaults(settings, flower=False)
+        if with_flower and not settings.embedded:
+            flower_args = flower_argv(settings, host)
+    except InsecureDefaults as exc:
+        print(f"idphoto: {exc}", file=sys.stderr, flush=True)
+        return 2
     if settings.public_url == Settings().public_url:  # the default: name where we really listen
         where = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         settings = replace(settings, public_url=f"http://{where}:{port}")
@@ -229,7 +239,7 @@ def run_topology(
         if settings.embedded:
             logger.warning("Flower needs a broker: not started in embedded mode")
         else:
-            children.append(Child("flower", flower_argv(settings, host)))
+            children.append(Child("flower", flower_args))
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         raise _Stop()
