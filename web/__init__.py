@@ -2,7 +2,7 @@
 
 ``create_app(settings)`` builds one app from one `Settings` (``Settings.from_env()`` when none is
 given, as under ``gunicorn 'web:create_app()'``). Each component installs itself with its own
-``init_app(app)``: errors, logging, security headers, rate limiting, metrics. Nothing connects to
+``init_app(app)``: errors, languages, logging, security headers, rate limiting, metrics. Nothing connects to
 a backend while the app is built.
 """
 
@@ -13,9 +13,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
 from storage import make_store
-from web import errors, limits, logs, metrics, security
+from web import errors, i18n, limits, logs, metrics, security
 from web.admission import QueueGauge
 from web.context import EXTENSION, AppState
+from web.defaults import check_defaults
 
 #: Room for the multipart envelope and the small form fields around the photo.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -23,6 +24,7 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    check_defaults(settings, flower=False)  # warns; raises under IDPHOTO_ENV=production
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = app_state
 
     errors.init_app(app)
+    i18n.init_app(app)
     logs.init_app(app)
     security.init_app(app)
     app_state.extras["limiter"] = limits.init_app(app)

@@ -73,7 +73,7 @@ def _accepted(job_id: str) -> Response:
     return response
 
 
-def _admit(incoming: int = 1, *, segment: bool = True) -> None:
+def admit(incoming: int = 1, *, segment: bool = True) -> None:
     """503 with Retry-After while a queue this work joins is too deep.
 
     New photos (``segment``) join the GPU queue, limited by ``gpu_queue_max_depth``, counting
@@ -112,8 +112,9 @@ def _read_upload(field: str, missing_message: str) -> bytes:
     return data
 
 
-def _read_photo() -> bytes:
-    data = _read_upload("photo", "No photo was uploaded: send the image in the 'photo' field.")
+def read_photo(field: str = "photo") -> bytes:
+    """The uploaded photo in ``field``: 422 when missing or empty, 413 too large, 415 no image."""
+    data = _read_upload(field, "No photo was uploaded: send the image in the 'photo' field.")
     if not data:
         raise _missing("photo", "The uploaded photo is empty.")
     if sniff(data) is None:
@@ -145,22 +146,29 @@ def _text(value: Any) -> str | None:
     return value.strip() or None
 
 
-@bp.post("/jobs")
-def create_job() -> Response:
-    _admit()
-    data = _read_photo()
-    spec = _text(request.form.get("spec"))
+def submit(
+    data: bytes, spec: str | None, background: str | None, options: dict[str, Any] | None
+) -> str:
+    """Submit a new job (admission already passed), count it, return its id."""
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
-    background = _text(request.form.get("background"))
-    options = _options(request.form.get("options"))
     job_id = _jobs().submit_job(
-        state().settings, data, spec=spec, background=background, options=options
+        state().settings, data, spec=spec, background=background or None, options=options
     )
     metrics = state().metrics
     if metrics is not None:
         metrics.jobs_submitted.labels(kind="new").inc()
-    return _accepted(job_id)
+    return job_id
+
+
+@bp.post("/jobs")
+def create_job() -> Response:
+    admit()
+    data = read_photo()
+    spec = _text(request.form.get("spec"))
+    background = _text(request.form.get("background"))
+    options = _options(request.form.get("options"))
+    return _accepted(submit(data, spec, background, options))
 
 
 def _record(job_id: str) -> dict[str, Any]:
@@ -197,7 +205,7 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<job_id>/recompose")
 def recompose_job(job_id: str) -> Response:
-    _admit(segment=False)
+    admit(segment=False)
     _record(job_id)
     payload: Any = request.get_json(silent=True) if request.is_json else request.form
     if not hasattr(payload, "get"):
@@ -271,11 +279,11 @@ def _zip_members(data: bytes) -> int:
 @bp.post("/batches")
 def create_batch() -> Response:
     """A zip of photos (field ``archive``) with one spec/background -> 202 with the batch id."""
-    _admit()  # cheap refusal before reading the body
+    admit()  # cheap refusal before reading the body
     data = _read_upload("archive", "Send a zip of photos in the 'archive' field.")
     if not data.startswith(b"PK\x03\x04"):
         raise ApiError(415, "unsupported_archive", "The batch upload must be a zip archive.")
-    _admit(incoming=_zip_members(data))
+    admit(incoming=_zip_members(data))
     spec = _text(request.form.get("spec"))
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from pipeline.errors import (
@@ -37,6 +37,7 @@ from pipeline.errors import (
     UnsupportedImage,
 )
 from storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
+from web.messages import error_text
 
 logger = logging.getLogger("idphoto.web")
 
@@ -111,11 +112,31 @@ def error_response(
     headers: dict[str, str] | None = None,
     **details: Any,
 ) -> Response:
-    response = jsonify({"error": code, "message": message, **details})
+    if _wants_html():
+        response = _html_error(status, code)
+    else:
+        response = jsonify({"error": code, "message": message, **details})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _wants_html() -> bool:
+    """A person's browser opened a page address (not the API): answer a page, not JSON."""
+    if request.path.startswith("/api/"):
+        return False
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
+def _html_error(status: int, code: str) -> Response:
+    try:
+        body = render_template("gone.html", message=error_text(code), status=status, code=code)
+    except Exception:  # the error page must never fail the error answer
+        logger.exception("error page failed")
+        return jsonify({"error": code})
+    return Response(body, mimetype="text/html")
 
 
 def _handle_api_error(exc: ApiError) -> Response:

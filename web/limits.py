@@ -1,7 +1,8 @@
 """Per-client rate limit on the API's writes (submit, recompose, delete), kept in Redis.
 
 One budget of ``settings.rate_limit`` (e.g. ``"60/minute"``; empty = off) per client address,
-shared by all unsafe requests under ``/api/``; reads (polling a job, the spec list) are free.
+shared by all unsafe requests under ``/api/`` and the pages' own posts (the form, a job
+page's background and delete buttons); reads (polling a job, the spec list) are free.
 Counters live under ``settings.rate_limit_key_prefix`` in ``settings.redis_url`` so that every
 web process shares them (tests pick a fresh prefix to start from zero). When Redis cannot be
 reached the limit is skipped and logged rather than failing every request. A refusal is
@@ -22,7 +23,7 @@ def client_address() -> str:
 
 
 def _exempt() -> bool:
-    return request.method not in _UNSAFE or request.blueprint != "api"
+    return request.method not in _UNSAFE or request.blueprint not in ("api", "ui")
 
 
 def init_app(app: Flask) -> Limiter | None:

@@ -10,6 +10,9 @@ CSRF, kept simple:
 * Every unsafe request whose ``Origin`` header names another site is refused, cookie or not.
   Browsers always send ``Origin`` on cross-origin POSTs, so another site cannot drive the API
   through a visitor's browser.
+* ``Origin: null`` is what a browser sends for the page's own form post under this site's
+  ``Referrer-Policy: no-referrer`` (and also from sandboxed or file pages): it names no site, so
+  such a request must carry the session's token, cookie or not.
 * Programmatic clients (curl, scripts) send neither a session cookie nor an ``Origin`` header and
   need no token: the API has no ambient credentials for them to abuse.
 
@@ -51,13 +54,14 @@ def check_csrf(app: Flask) -> None:
     if request.method not in _UNSAFE:
         return
     origin = request.headers.get("Origin")
-    if origin is not None:
+    opaque = origin is not None and origin.strip().lower() == "null"
+    if origin is not None and not opaque:
         from web.context import settings
 
         allowed = {_origin(request.host_url), _origin(settings().public_url)}
         if origin.lower() not in allowed:
             raise ApiError(403, "csrf_failed", "Requests from other sites are not accepted.")
-    if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+    if not opaque and app.config["SESSION_COOKIE_NAME"] not in request.cookies:
         return
     expected = session.get(_SESSION_KEY)
     given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""

@@ -1,288 +1,211 @@
-// idphoto form: choose a photo, a spec and a background; submit to the API; poll; show the result.
-// Plain JavaScript, no build step. The CSRF token comes from <meta name="csrf-token">.
+// idphoto pages: plain JavaScript, no build step, on top of pages that work without it.
+// Form page: search the documents, order the backgrounds for the chosen one, take a photo with
+// the camera, upload with progress, then go to the job's page. Job page: follow the stages,
+// then show the result; a background swatch re-composes at once.
+// Every text comes from <script id="strings" type="application/json"> (the gettext catalogue).
 (function () {
   "use strict";
 
-  var FRIENDLY = {
-    no_face: "We couldn't find a face in this photo. Use a photo where your face is clearly visible and you look at the camera.",
-    multiple_faces: "There is more than one face in this photo. Use a photo of just one person.",
-    face_too_small: "Your face is too small in this photo. Move closer to the camera or use a sharper, larger photo.",
-    face_cut_off: "Your face is cut off at the edge of the photo. Use a photo that shows your whole head.",
-    head_cut_off: "The top of your head is cut off. Use a photo with some space above your hair.",
-    too_close: "You are too close to the camera: the photo needs to show your neck and shoulders too.",
-    unsupported_image: "This file isn't a photo we can read. Please upload a JPEG, PNG, WebP or HEIC image.",
-    image_too_large: "This image has too many pixels for us to handle. Please use a smaller image.",
-    image_too_small: "This photo is too small (too few pixels). Please use a larger, sharper photo.",
-    missing_photo: "Please choose a photo first.",
-    rate_limited: "You have sent many requests in a short time. Please wait a minute and try again.",
-    overloaded: "We are very busy right now. Please try again in a minute.",
-    unavailable: "The service is temporarily unavailable. Please try again in a minute.",
-    csrf_failed: "Your session has expired. Please reload the page and try again.",
-    unknown_job: "This job no longer exists (it may have expired). Please start again.",
-    internal_error: "Something went wrong on our side. Please try again."
-  };
-  var STEPS = {
-    queued: [8, "Waiting for a free worker…"],
-    segmenting: [30, "Finding you in the photo…"],
-    refining: [55, "Refining the edges (hair)…"],
-    compositing: [75, "Placing you on the new background…"],
-    storing: [90, "Saving your files…"],
-    done: [100, "Done."],
-    failed: [100, "Failed."]
-  };
-  var LABELS = { photo: "Download photo", cutout: "Download cut-out (PNG)", sheet: "Download print sheet",
-                 report: "Download report (JSON)" };
   var POLL_MS = 600;
-
-  var form, fileInput, dropZone, preview, errorBox, submitBtn, recomposeBtn, specSelect;
-  var progressBox, progressBar, progressText, resultBox;
-  var currentFile = null, previewUrl = null, lastJobId = null, polling = null;
+  var T = { errors: {}, states: {}, stages: [] };
   var token = "";
 
   function $(id) { return document.getElementById(id); }
 
+  function fmt(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_, k) { return String(values[k]); });
+  }
+
+  function errorText(code) {
+    return T.errors[code] || T.errors.generic;
+  }
+
   function showError(message) {
-    errorBox.textContent = message;
-    errorBox.hidden = false;
-  }
-  function clearError() { errorBox.hidden = true; errorBox.textContent = ""; }
-
-  function messageFor(code, fallback) {
-    if (code === "file_too_large") {
-      return "This file is too large. The limit is " + form.dataset.maxMb + " MB.";
-    }
-    return FRIENDLY[code] || fallback || "Something went wrong. Please try again.";
+    var box = $("error");
+    box.textContent = message;
+    box.hidden = false;
+    box.focus();
+    box.scrollIntoView({ block: "center" });
   }
 
-  function busy(on) {
-    submitBtn.disabled = on;
-    recomposeBtn.disabled = on;
+  function clearError() {
+    var box = $("error");
+    if (box) { box.hidden = true; box.textContent = ""; }
   }
 
-  function setFile(file) {
-    clearError();
-    currentFile = null;
-    if (!file) { return; }
-    var max = parseInt(form.dataset.maxBytes, 10);
-    if (file.size > max) {
-      showError(messageFor("file_too_large"));
-      return;
-    }
-    if (file.type && file.type.indexOf("image/") !== 0) {
-      showError(messageFor("unsupported_image"));
-      return;
-    }
-    currentFile = file;
-    lastJobId = null;
-    recomposeBtn.hidden = true;
-    if (previewUrl) { URL.revokeObjectURL(previewUrl); }
-    previewUrl = URL.createObjectURL(file);
-    preview.src = previewUrl;
-    preview.hidden = false;
+  function parse(text) {
+    try { return JSON.parse(text); } catch (e) { return {}; }
   }
 
-  function background() {
-    var picked = form.querySelector("input[name=background]:checked");
-    if (!picked) { return ""; }
-    return picked.value === "custom" ? $("custom-colour").value : picked.value;
-  }
-
-  function selectBackground(name) {
-    var radio = form.querySelector("input[name=background][value='" + name + "']");
-    if (radio) { radio.checked = true; }
-  }
-
-  function showSpecHint() {
-    var info = specInfo[specSelect.value];
-    var hint = $("spec-bgs");
-    hint.textContent = info ? "Accepted backgrounds: " + info.backgrounds.join(", ").replace(/-/g, " ") + "." : "";
-  }
-
-  var specInfo = {};
-
-  function readJson(response) {
-    return response.text().then(function (text) {
-      try { return JSON.parse(text); } catch (e) { return {}; }
+  function api(method, url, body) {
+    var headers = { "Accept": "application/json", "X-CSRF-Token": token };
+    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
+    return fetch(url, {
+      method: method, credentials: "same-origin", headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (r) {
+      return r.text().then(function (t) { return { status: r.status, body: parse(t) }; });
     });
   }
 
-  function request(url, options) {
-    options = options || {};
-    options.credentials = "same-origin";
-    options.headers = Object.assign({ "Accept": "application/json", "X-CSRF-Token": token },
-                                    options.headers || {});
-    return fetch(url, options).then(function (response) {
-      return readJson(response).then(function (body) {
-        return { status: response.status, body: body };
-      });
-    });
-  }
-
-  function setProgress(state) {
-    var step = STEPS[state] || [5, "Working…"];
-    progressBar.value = step[0];
-    progressText.textContent = step[1];
-  }
-
-  function start(url, options) {
-    busy(true);
-    clearError();
-    resultBox.hidden = true;
-    progressBox.hidden = false;
-    progressBar.value = 3;
-    progressText.textContent = "Uploading…";
-    request(url, options).then(function (r) {
-      if (r.status !== 202) {
-        fail(messageFor(r.body.error, r.body.message));
-        return;
-      }
-      poll(r.body.job_id);
-    }).catch(function () {
-      fail("The upload failed. Check your connection; if the photo is very large, try a smaller one.");
-    });
-  }
-
-  function fail(message) {
-    progressBox.hidden = true;
-    busy(false);
-    showError(message);
-  }
-
-  function poll(jobId) {
-    if (polling) { clearTimeout(polling); }
-    request("/api/v1/jobs/" + encodeURIComponent(jobId)).then(function (r) {
-      if (r.status !== 200) {
-        fail(messageFor(r.body.error, r.body.message));
-        return;
-      }
-      var job = r.body;
-      setProgress(job.state);
-      if (job.state === "done") {
-        lastJobId = jobId;
-        showResult(job);
-      } else if (job.state === "failed") {
-        fail(messageFor(job.reason, job.message));
-      } else {
-        polling = setTimeout(function () { poll(jobId); }, POLL_MS);
-      }
-    }).catch(function () {
-      polling = setTimeout(function () { poll(jobId); }, POLL_MS * 3);
-    });
-  }
-
-  function cell(row, text, cls) {
-    var td = document.createElement("td");
-    td.textContent = text;
-    if (cls) { td.className = cls; }
-    row.appendChild(td);
-  }
-
-  function fmt(value) {
-    if (value === null || value === undefined) { return "–"; }
-    if (Array.isArray(value)) {
-      return value.length === 2 && typeof value[0] === "number" ? value[0] + " – " + value[1]
-                                                                : value.join(", ") || "none";
-    }
-    return String(value);
-  }
-
-  function showReport(report) {
-    var body = $("report").querySelector("tbody");
-    body.textContent = "";
-    var verdict = $("verdict");
-    if (!report || !report.checks) {
-      verdict.textContent = "";
-      return;
-    }
-    report.checks.forEach(function (c) {
-      var row = document.createElement("tr");
-      cell(row, c.check.replace(/_/g, " "));
-      cell(row, fmt(c.value) + (c.unit && c.unit !== "fraction" ? " " + c.unit : ""));
-      cell(row, fmt(c.limit));
-      var advisory = c.level === "advisory";
-      var word = c.pass ? "pass" : (advisory ? "advice" : "fail");
-      cell(row, word, c.pass ? "pass" : (advisory ? "warn" : "fail"));
-      body.appendChild(row);
-    });
-    verdict.textContent = report.verdict === "pass" ? "Meets the specification."
-      : "Does not meet: " + (report.failed || []).join(", ").replace(/_/g, " ") + ".";
-    verdict.className = "verdict " + (report.verdict === "pass" ? "pass" : "fail");
-  }
-
-  function showResult(job) {
-    progressBox.hidden = true;
-    busy(false);
-    var outputs = job.outputs || {};
-    $("result-img").src = outputs.photo || "";
-    var downloads = $("downloads");
-    downloads.textContent = "";
-    ["photo", "cutout", "sheet", "report"].forEach(function (name) {
-      if (!outputs[name]) { return; }
-      var a = document.createElement("a");
-      a.href = outputs[name];
-      a.className = name === "photo" ? "button" : "button secondary";
-      a.id = "download-" + name;
-      a.setAttribute("download", "");
-      a.rel = "noopener";
-      a.textContent = LABELS[name] || name;
-      downloads.appendChild(a);
-    });
-    showReport(job.report);
-    resultBox.hidden = false;
-    recomposeBtn.hidden = false;
-    resultBox.scrollIntoView({ behavior: "smooth", block: "start" });
-  }
-
-  function submit(event) {
-    event.preventDefault();
-    if (!currentFile) {
-      showError(messageFor("missing_photo"));
-      return;
-    }
-    var data = new FormData();
-    data.append("photo", currentFile, currentFile.name || "photo");
-    data.append("spec", specSelect.value);
-    data.append("background", background());
-    start("/api/v1/jobs", { method: "POST", body: data });
-  }
-
-  function recompose() {
-    if (!lastJobId) { return; }
-    start("/api/v1/jobs/" + encodeURIComponent(lastJobId) + "/recompose", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ spec: specSelect.value, background: background() })
-    });
-  }
-
-  function init() {
-    form = $("job-form");
-    if (!form) { return; }
-    var meta = document.querySelector("meta[name=csrf-token]");
-    token = meta ? meta.content : "";
-    try { specInfo = JSON.parse(form.dataset.specs || "{}"); } catch (e) { specInfo = {}; }
-    fileInput = $("photo"); dropZone = $("drop-zone"); preview = $("preview");
-    errorBox = $("error"); submitBtn = $("submit"); recomposeBtn = $("recompose");
-    specSelect = $("spec"); progressBox = $("progress"); progressBar = $("progress-bar");
-    progressText = $("progress-text"); resultBox = $("result");
-
+  function paintChips() {
     document.querySelectorAll(".chip[data-colour]").forEach(function (chip) {
       chip.style.backgroundColor = chip.dataset.colour;
     });
-    var custom = $("custom-colour");
-    ["input", "click", "focus"].forEach(function (name) {
-      custom.addEventListener(name, function () { $("bg-custom").checked = true; });
-    });
-    specSelect.addEventListener("change", function () {
-      var info = specInfo[specSelect.value];
-      if (info && info["default"]) { selectBackground(info["default"]); }
-      showSpecHint();
-    });
-    showSpecHint();
+  }
 
-    // Browsers cannot show every format we accept (HEIC): no preview then, the upload still works.
-    preview.addEventListener("error", function () { preview.hidden = true; });
-    fileInput.addEventListener("change", function () { setFile(fileInput.files[0]); });
+  // --- the form page ----------------------------------------------------------------------
+
+  function initForm(form) {
+    var specInfo = parse(form.dataset.specs || "{}");
+    var fileInput = $("photo"), camInput = $("camera"), dropZone = $("drop-zone");
+    var preview = $("preview"), spec = $("spec"), submitBtn = $("submit");
+    var previewUrl = null, chosen = null;
+    var maxBytes = parseInt(form.dataset.maxBytes, 10);
+
+    function setFile(file, fromInput) {
+      clearError();
+      chosen = null;
+      if (!file) { return; }
+      if (file.size > maxBytes) { showError(errorText("file_too_large")); return; }
+      if (file.type && file.type.indexOf("image/") !== 0) {
+        showError(errorText("unsupported_image"));
+        return;
+      }
+      chosen = file;
+      if (fromInput !== fileInput) {
+        try {  // the form's own field holds the file, so the post is the same as without script
+          var dt = new DataTransfer();
+          dt.items.add(file);
+          fileInput.files = dt.files;
+        } catch (e) { /* older browsers: `chosen` is sent instead */ }
+      }
+      if (previewUrl) { URL.revokeObjectURL(previewUrl); }
+      previewUrl = URL.createObjectURL(file);
+      preview.src = previewUrl;
+      preview.hidden = false;
+    }
+
+    // Backgrounds: the document's accepted ones first, the others in a marked group.
+    function orderBackgrounds(selectDefault) {
+      var info = specInfo[spec.value];
+      var custom = $("custom-size");
+      custom.hidden = spec.value !== "custom";
+      var accepted = info ? info.backgrounds : null;
+      var okBox = $("bg-accepted"), otherBox = $("bg-other");
+      var labels = Array.prototype.slice.call(form.querySelectorAll("label.swatch"));
+      labels.forEach(function (label) {
+        var name = label.dataset.name;
+        var ok = accepted ? accepted.indexOf(name) >= 0 : name !== "transparent";
+        label.classList.toggle("not-accepted", !ok);
+        (ok ? okBox : otherBox).appendChild(label);
+      });
+      if (accepted) {  // keep the document's own order among the accepted ones
+        accepted.forEach(function (name) {
+          var l = okBox.querySelector("label[data-name='" + name + "']");
+          if (l) { okBox.appendChild(l); }
+        });
+      }
+      var c = otherBox.querySelector("label[data-name='custom']");
+      if (c) { otherBox.appendChild(c); }
+      $("bg-other-title").hidden = !otherBox.children.length;
+      if (selectDefault && info && info["default"]) {
+        var radio = form.querySelector("input[name=background][value='" + info["default"] + "']");
+        if (radio) { radio.checked = true; }
+      }
+    }
+
+    function filterSpecs() {
+      var q = $("spec-search").value.trim().toLowerCase().replace(/[×*]/g, "x");
+      var words = q.split(/\s+/).filter(Boolean);
+      var shown = 0, first = null, selectedVisible = false;
+      spec.querySelectorAll("option").forEach(function (opt) {
+        var hay = (opt.dataset.search || "") + " " + opt.textContent.toLowerCase();
+        var hit = words.every(function (w) { return hay.indexOf(w) >= 0; });
+        opt.hidden = !hit;
+        opt.disabled = !hit;
+        if (hit) {
+          shown += 1;
+          if (!first) { first = opt; }
+          if (opt.selected) { selectedVisible = true; }
+        }
+      });
+      spec.querySelectorAll("optgroup").forEach(function (g) {
+        g.hidden = !g.querySelector("option:not([hidden])");
+      });
+      $("spec-count").textContent = shown ? fmt(T.matches, { n: shown }) : T.no_match;
+      if (!selectedVisible && first) {
+        spec.value = first.value;
+        orderBackgrounds(true);
+      }
+    }
+
+    function customSpec() {
+      var w = $("custom-width").value.trim(), h = $("custom-height").value.trim();
+      return w && h;
+    }
+
+    function submit(event) {
+      event.preventDefault();
+      clearError();
+      if (!fileInput.files.length && !chosen && !(camInput.files && camInput.files.length)) {
+        showError(errorText("missing_photo"));
+        return;
+      }
+      if (spec.value === "custom" && !customSpec()) {
+        showError(errorText("bad_parameter"));
+        $("custom-width").focus();
+        return;
+      }
+      var data = new FormData(form);
+      if (!fileInput.files.length && chosen) { data.set("photo", chosen, chosen.name || "photo.jpg"); }
+      var progress = $("progress");
+      progress.hidden = false;
+      $("progress-bar").value = 1;
+      $("progress-text").textContent = T.states.uploading[1];
+      progress.focus();
+      progress.scrollIntoView({ behavior: "smooth", block: "start" });
+      submitBtn.disabled = true;
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRF-Token", token);
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable) { $("progress-bar").value = Math.round(8 * e.loaded / e.total); }
+      };
+      xhr.onload = function () {
+        var body = parse(xhr.responseText);
+        if (xhr.status === 202 && body.page_url) {
+          window.location.assign(body.page_url);
+          return;
+        }
+        failed(errorText(body.error));
+      };
+      xhr.onerror = function () { failed(errorText("upload_failed")); };
+      xhr.send(data);
+    }
+
+    function failed(message) {
+      $("progress").hidden = true;
+      submitBtn.disabled = false;
+      showError(message);
+    }
+
+    // The custom colour: choosing a colour picks "custom"; focus alone (tabbing) changes nothing.
+    var customColour = $("custom-colour");
+    ["input", "change"].forEach(function (name) {
+      customColour.addEventListener(name, function () { $("bg-custom").checked = true; });
+    });
+    customColour.addEventListener("click", function () { $("bg-custom").checked = true; });
+
+    spec.addEventListener("change", function () { orderBackgrounds(true); });
+    $("spec-search-box").hidden = false;
+    $("spec-search").addEventListener("input", filterSpecs);
+    orderBackgrounds(false);
+
+    preview.addEventListener("error", function () { preview.hidden = true; });  // HEIC: no preview
+    fileInput.addEventListener("change", function () { setFile(fileInput.files[0], fileInput); });
+    camInput.addEventListener("change", function () { setFile(camInput.files[0], camInput); });
     ["dragenter", "dragover"].forEach(function (name) {
       dropZone.addEventListener(name, function (e) { e.preventDefault(); dropZone.classList.add("over"); });
     });
@@ -293,7 +216,130 @@
       if (e.dataTransfer && e.dataTransfer.files.length) { setFile(e.dataTransfer.files[0]); }
     });
     form.addEventListener("submit", submit);
-    recomposeBtn.addEventListener("click", recompose);
+    initCamera(setFile);
+  }
+
+  // A live camera view with a head-oval guide, where the browser offers getUserMedia.
+  function initCamera(setFile) {
+    var open = $("camera-live");
+    if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) { return; }
+    open.hidden = false;
+    var view = $("camera-view"), video = $("camera-video"), stream = null;
+
+    function stop() {
+      if (stream) { stream.getTracks().forEach(function (t) { t.stop(); }); }
+      stream = null;
+      view.hidden = true;
+    }
+    open.addEventListener("click", function () {
+      navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false })
+        .then(function (s) {
+          stream = s;
+          video.srcObject = s;
+          view.hidden = false;
+          $("camera-shoot").focus();
+          view.scrollIntoView({ block: "center" });
+        })
+        .catch(function () { showError(T.camera_error); });
+    });
+    $("camera-cancel").addEventListener("click", function () { stop(); open.focus(); });
+    $("camera-shoot").addEventListener("click", function () {
+      var canvas = document.createElement("canvas");
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext("2d").drawImage(video, 0, 0);
+      canvas.toBlob(function (blob) {
+        stop();
+        setFile(new File([blob], "camera.jpg", { type: "image/jpeg" }));
+        $("submit").focus();
+      }, "image/jpeg", 0.95);
+    });
+  }
+
+  // --- the job page -----------------------------------------------------------------------
+
+  function initJob(box) {
+    var jobId = box.dataset.jobId, state = box.dataset.state;
+    var target = $("progress") || $("result") || $("error");
+    if (target) {
+      target.focus({ preventScroll: true });
+      target.scrollIntoView({ block: "start" });
+    }
+    if (state !== "done" && state !== "failed") { follow(jobId, false); }
+    var recompose = $("recompose-form");
+    if (recompose) {
+      recompose.addEventListener("submit", function (event) {
+        var button = event.submitter;
+        if (!button || !button.value) { return; }
+        event.preventDefault();
+        recomposeTo(jobId, button.value);
+      });
+    }
+  }
+
+  function showStages(job) {
+    var stages = job.stages || {}, left = 0;
+    T.stages.forEach(function (row) {
+      var name = row[0], stateName = row[1], typical = row[2];
+      var info = stages[name] || {};
+      var reused = job.matte_cached && (name === "segment" || name === "matte_refine");
+      var done = reused || info.status === "done" || !!info.finished_at;
+      var running = !done && (job.state === stateName || info.status === "running");
+      if (!done) { left += running && info.started_at ? typical / 2 : typical; }
+      var li = document.querySelector("#stages li[data-stage='" + name + "']");
+      if (li) {
+        li.className = done ? "done" : (running ? "running" : "waiting");
+        li.querySelector(".stage-status").textContent =
+          done ? T.stage_done : (running ? T.stage_running : T.stage_waiting);
+      }
+    });
+    var step = T.states[job.state] || T.states.queued;
+    $("progress-bar").value = step[0];
+    var text = $("progress-text");
+    text.firstChild.textContent = step[1] + " ";
+    $("progress-left").textContent = fmt(T.left, { s: Math.max(1, Math.round(left)) });
+  }
+
+  // Poll a job; when it ends, show its page (the server renders the result or the error).
+  function follow(jobId, replace) {
+    api("GET", "/api/v1/jobs/" + encodeURIComponent(jobId)).then(function (r) {
+      if (r.status !== 200) { window.location.reload(); return; }
+      var job = r.body;
+      if (job.state === "done" || job.state === "failed") {
+        var url = "/jobs/" + encodeURIComponent(jobId);
+        if (replace) { window.location.assign(url); } else { window.location.replace(url); }
+        return;
+      }
+      if ($("progress")) { showStages(job); }
+      setTimeout(function () { follow(jobId, replace); }, POLL_MS);
+    }).catch(function () {
+      setTimeout(function () { follow(jobId, replace); }, POLL_MS * 3);
+    });
+  }
+
+  function recomposeTo(jobId, background) {
+    var status = $("recompose-status");
+    status.textContent = T.recomposing;
+    document.querySelectorAll("#recompose-form button").forEach(function (b) {
+      b.setAttribute("aria-pressed", b.value === background ? "true" : "false");
+    });
+    api("POST", "/api/v1/jobs/" + encodeURIComponent(jobId) + "/recompose",
+        { background: background }).then(function (r) {
+      if (r.status !== 202) { status.textContent = errorText(r.body.error); return; }
+      follow(r.body.job_id, true);
+    }).catch(function () { status.textContent = errorText("upload_failed"); });
+  }
+
+  function init() {
+    var meta = document.querySelector("meta[name=csrf-token]");
+    token = meta ? meta.content : "";
+    var strings = $("strings");
+    if (strings) { T = parse(strings.textContent); }
+    paintChips();
+    var form = $("job-form");
+    if (form) { initForm(form); }
+    var job = $("job");
+    if (job) { initJob(job); }
   }
 
   document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,243 @@
+"""The compliance report in plain words, in the visitor's language.
+
+The pipeline's report (``pipeline/report.py``) is data: each check has an id (``check``, or ``id``
+in newer reports), a value, a limit, ``pass`` and a level, perhaps an English ``message``. Here
+each known id gets one sentence with its values (mm where the spec has a print size, else % of
+the photo height) and, when it fails, what to do. An id this module does not know is shown with
+the report's own English message, so a new examiner check is never hidden. The list of what the
+service could not check is the examiner checks that are absent from the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
+
+from web.i18n import colour_name
+
+#: Examiner checks the service may run; those missing from a report are listed as "not checked".
+EXAMINER_CHECKS = {
+    "eyes_open": lazy_gettext("whether your eyes are open and visible"),
+    "mouth_closed": lazy_gettext("whether your mouth is closed and the expression neutral"),
+    "expression": lazy_gettext("whether your expression is neutral"),
+    "glasses": lazy_gettext("glasses (most documents no longer allow them)"),
+    "head_covering": lazy_gettext("hats or head coverings"),
+    "hair_over_face": lazy_gettext("hair or objects covering the face"),
+    "shadows": lazy_gettext("shadows on the face or behind you"),
+}
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+
+
+def _pct(value: Any) -> str:
+    return _num(float(value) * 100, 0) + "%" if isinstance(value, int | float) else str(value)
+
+
+def _band_text(value: Any, limit: Any, height_mm: float | None) -> dict[str, str]:
+    lo, hi = (limit or [None, None])[:2] if isinstance(limit, list | tuple) else (None, None)
+    if height_mm and isinstance(value, int | float) and lo is not None and hi is not None:
+        return {
+            "value": _num(value * height_mm) + " mm",
+            "limit": _num(lo * height_mm) + "–" + _num(hi * height_mm) + " mm",
+        }
+    if lo is not None and hi is not None:
+        return {"value": _pct(value), "limit": _pct(lo) + "–" + _pct(hi)}
+    return {"value": _pct(value), "limit": str(limit)}
+
+
+def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str] | None:
+    """(sentence, advice when failed) for a known check id, else None."""
+    cid = check.get("check") or check.get("id")
+    value, limit = check.get("value"), check.get("limit")
+    if cid in ("head_height", "eye_line_from_bottom", "top_margin"):
+        v = _band_text(value, limit, height_mm)
+        return {
+            "head_height": (
+                _("Head height, chin to crown: %(value)s (allowed %(limit)s).", **v),
+                _("Use a photo taken a little further away, with your whole head and shoulders."),
+            ),
+            "eye_line_from_bottom": (
+                _("Eye line above the bottom edge: %(value)s (allowed %(limit)s).", **v),
+                _("Look straight at the camera with your head level."),
+            ),
+            "top_margin": (
+                _("Space above the head: %(value)s (allowed %(limit)s).", **v),
+                _("Leave some room above your hair when you take the photo."),
+            ),
+        }[cid]
+    if cid in ("width_px", "height_px"):
+        return (
+            _("Size: %(value)s pixels (required %(limit)s).", value=value, limit=limit),
+            _("The photo could not be made at the required size; try again."),
+        )
+    if cid == "dpi":
+        return (
+            _(
+                "Resolution stored in the file: %(value)s dpi (required %(limit)s).",
+                value=value,
+                limit=limit,
+            ),
+            _("Try again; if it keeps failing, tell us."),
+        )
+    if cid == "roll":
+        return (
+            _(
+                "Head tilt to the side: %(value)s° (at most %(limit)s°).",
+                value=_num(value),
+                limit=_num(limit),
+            ),
+            _("Keep your head straight, both eyes at the same height."),
+        )
+    if cid in ("yaw", "pitch"):
+        text = (
+            _(
+                "Head turned left or right: about %(value)s° (at most %(limit)s°).",
+                value=_num(value),
+                limit=_num(limit),
+            )
+            if cid == "yaw"
+            else _(
+                "Head tipped up or down: about %(value)s° (at most %(limit)s°).",
+                value=_num(value),
+                limit=_num(limit),
+            )
+        )
+        return text, _("Face the camera squarely and look straight into the lens.")
+    if cid == "face_count":
+        return (
+            _("Faces found: %(value)s (exactly one is required).", value=value),
+            _("Use a photo of just one person."),
+        )
+    if cid == "background":
+        name = colour_name(str(value)) if isinstance(value, str) else str(value)
+        return (
+            _("Background colour: %(value)s.", value=name),
+            _("Choose a background this document accepts."),
+        )
+    if cid == "metadata_stripped":
+        return (
+            _("Camera data (location, device) removed from the file."),
+            _("Try again; if it keeps failing, tell us."),
+        )
+    if cid == "eye_distance":
+        return (
+            _(
+                "Distance between the eyes: %(value)s pixels (at least %(limit)s).",
+                value=_num(value, 0),
+                limit=limit,
+            ),
+            _("Use a sharper photo taken closer to the camera."),
+        )
+    if cid == "file_size":
+        lo, hi = (limit or [None, None])[:2]
+        kb = _num((value or 0) / 1024, 0)
+        window = " – ".join(f"{_num(x / 1024, 0)} KB" if x else "…" for x in (lo, hi))
+        return (
+            _("File size: %(value)s KB (allowed %(limit)s).", value=kb, limit=window),
+            _("Try a photo with less fine detail in the background."),
+        )
+    if cid == "horizontal_centring":
+        return (
+            _(
+                "Face centred left to right: at %(value)s of the width (allowed %(limit)s).",
+                value=_pct(value),
+                limit="–".join(_pct(x) for x in limit or []),
+            ),
+            _("Stand in the middle of the picture."),
+        )
+    if cid == "background_uniformity":
+        return (
+            _(
+                "Background evenness: %(value)s levels of variation (at most %(limit)s).",
+                value=_num(value),
+                limit=_num(limit),
+            ),
+            _("Stand in front of a plain wall, away from objects and patterns."),
+        )
+    if cid == "face_sharpness":
+        return (
+            _(
+                "Face sharpness: %(value)s (at least %(limit)s).",
+                value=_num(value, 2),
+                limit=_num(limit, 2),
+            ),
+            _("Hold the camera still, in good light, and focus on your face."),
+        )
+    if cid == "face_exposure":
+        return (
+            _(
+                "Brightness of the face: %(value)s (allowed %(limit)s).",
+                value=_pct(value),
+                limit="–".join(_pct(x) for x in limit or []),
+            ),
+            _("Use even, soft light from the front: not too dark, not too bright."),
+        )
+    if cid == "face_underexposed":
+        return (
+            _(
+                "Very dark parts of the face: %(value)s (at most %(limit)s).",
+                value=_pct(value),
+                limit=_pct(limit),
+            ),
+            _("Light your face from the front so no part of it is in deep shadow."),
+        )
+    if cid == "face_overexposed":
+        return (
+            _(
+                "Burnt-out bright parts of the face: %(value)s (at most %(limit)s).",
+                value=_pct(value),
+                limit=_pct(limit),
+            ),
+            _("Avoid direct flash or sunlight on your face."),
+        )
+    return None
+
+
+def describe(report: dict[str, Any] | None, height_mm: float | None = None) -> dict[str, Any]:
+    """The report as plain sentences: ``{"verdict", "headline", "items", "not_checked"}``.
+
+    Each item: ``{"id", "status" (pass | fail | advice), "sentence", "advice"}``.
+    """
+    if not isinstance(report, dict) or not isinstance(report.get("checks"), list):
+        return {"verdict": None, "headline": "", "items": [], "not_checked": []}
+    items = []
+    seen = set()
+    for check in report["checks"]:
+        if not isinstance(check, dict):
+            continue
+        cid = str(check.get("check") or check.get("id") or "")
+        seen.add(cid)
+        passed = bool(check.get("pass", check.get("passed")))
+        advisory = check.get("level") == "advisory"
+        known = _sentences(check, height_mm)
+        if known is None:
+            sentence = str(check.get("message") or cid.replace("_", " "))
+            advice = str(check.get("advice") or "")
+        else:
+            sentence, advice = known
+            if check.get("estimate"):
+                sentence += " " + _("(an estimate)")
+        items.append(
+            {
+                "id": cid,
+                "status": "pass" if passed else ("advice" if advisory else "fail"),
+                "sentence": sentence,
+                "advice": "" if passed else advice,
+            }
+        )
+    verdict = report.get("verdict")
+    headline = {
+        "pass": _("Your photo meets the rules of this document that we can measure."),
+        "fail": _("Your photo does not meet this document's rules yet: see what to do below."),
+        "review": _(
+            "Some points need a person's judgement: read the notes below before you use this photo."
+        ),
+    }.get(str(verdict), "")
+    not_checked = [str(text) for cid, text in EXAMINER_CHECKS.items() if cid not in seen]
+    return {"verdict": verdict, "headline": headline, "items": items, "not_checked": not_checked}
