@@ -155,8 +155,11 @@ def _as_band(label: str, band: object) -> tuple[float, float] | None:
 def _pixels(mm: object, dpi: object) -> int:
     """Pixels for a print length, or 0 (rejected by ``validate_spec``, which then names the
     bad dpi or mm first) when the inputs are not numbers."""
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (mm, dpi))
-    return mm_to_px(float(mm), int(dpi)) if numbers else 0  # type: ignore[arg-type]
+    if isinstance(mm, bool) or not isinstance(mm, int | float):
+        return 0
+    if isinstance(dpi, bool) or not isinstance(dpi, int):
+        return 0
+    return mm_to_px(float(mm), dpi)
 
 
 def custom_spec(

@@ -216,9 +216,10 @@ def _spec(
     unit, w, h, w_px, h_px = _size(f"{where}.size", raw["size"], dpi)
     heights = _Heights(unit, h, h_px)
     named = data.get("bands", {})
+    head = _band(f"{where}.head", raw["head"], heights, named)
     bands = {
         key: _band(f"{where}.{key}", raw[key], heights, named) if key in raw else None
-        for key in ("head", "eye", "top_margin")
+        for key in ("eye", "top_margin")
     }
     backgrounds = raw["backgrounds"]
     if isinstance(backgrounds, str):
@@ -262,7 +263,7 @@ def _spec(
         dpi=dpi,
         width_mm=None if unit == "px" else (w if unit == "mm" else w * MM_PER_INCH),
         height_mm=None if unit == "px" else (h if unit == "mm" else h * MM_PER_INCH),
-        head=bands["head"],  # type: ignore[arg-type]
+        head=head,
         eye=bands["eye"],
         top_margin=bands["top_margin"],
         backgrounds=bgs,

@@ -91,12 +91,10 @@ def check_band(label: str, band: object) -> None:
     """Raise ``BadParameter`` unless ``band`` is None or two fractions 0 < lo <= hi < 1."""
     if band is None:
         return
-    try:
-        lo, hi = band  # type: ignore[misc]
-        ok = not isinstance(lo, bool) and not isinstance(hi, bool)
-        ok = ok and 0.0 < float(lo) <= float(hi) < 1.0
-    except (TypeError, ValueError):
-        ok = False
+    ok = False
+    if isinstance(band, tuple | list) and len(band) == 2:
+        lo, hi = band
+        ok = _is_number(lo) and _is_number(hi) and 0.0 < lo <= hi < 1.0
     if not ok:
         raise BadParameter(
             f"{label} band must be two fractions of the photo height with 0 < lo <= hi < 1, "
