@@ -377,8 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     specs = [get_spec(s) for s in (args.spec or SPECS)]
-    rows = corpus.select(corpus.load_manifest(), args.only or (), args.subset)
-    paths = corpus.fetch(rows, args.dir, log=lambda line: print(line, file=sys.stderr))
+    try:
+        rows = corpus.select(corpus.load_manifest(), args.only or (), args.subset)
+        paths = corpus.fetch(rows, args.dir, log=lambda line: print(line, file=sys.stderr))
+    except corpus.CorpusError as exc:
+        print(f"error: corpus: {exc}", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -655,18 +655,32 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from idphoto.corpus import REPO
 
-    argv = [sys.executable, "-m", "bench.corpus", *args.bench_args]
+    argv = [sys.executable, "-m", "bench.corpus"]
+    for spec in args.spec or ():
+        argv += ["--spec", spec]
+    if args.only:
+        argv += ["--only", *args.only]
+    for flag, value in (("--subset", args.subset), ("--dir", args.dir), ("--out", args.out)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--reuse-masks"] if args.reuse_masks else []
+    argv += ["--no-sheets"] if args.no_sheets else []
     return subprocess.call(argv, cwd=REPO)
 
 
 def _add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "eval",
-        help="evaluate the pipeline on the corpus (python -m bench.corpus; --help for options)",
+        help="evaluate the pipeline on the corpus (runs python -m bench.corpus)",
         parents=[common],
-        add_help=False,
     )
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed to bench.corpus")
+    p.add_argument("--spec", action="append", help="spec id (repeatable; default: the 8)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these corpus rows")
+    p.add_argument("--subset", choices=["ci"], default=None)
+    p.add_argument("--dir", type=Path, default=None, help="corpus dir (default: the cache)")
+    p.add_argument("--out", type=Path, default=None, help="default bench/results/corpus")
+    p.add_argument("--reuse-masks", action="store_true", help="keep segmentation on disk")
+    p.add_argument("--no-sheets", action="store_true", help="skip the contact sheets")
     p.set_defaults(func=_cmd_eval)
 
 
