@@ -82,7 +82,7 @@ FACE_MESH = ModelArtefact(
     member="mediapipe/modules/face_landmark/face_landmark.tflite",
     source_sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
     convert="tflite-onnx",
-    sha256="86a5f8c807894d296b72f31d8882615693aa04002ef2f924c824433117ea5eaf",
+    sha256="fd4ae5dcfa63dc0ef95ea47776fe2022464eb4de0b594c425b0fd4c9cac0b6f0",
     license="Apache-2.0",
 )
 
@@ -95,7 +95,7 @@ IRIS = ModelArtefact(
     member="mediapipe/modules/iris_landmark/iris_landmark.tflite",
     source_sha256="d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
     convert="tflite-onnx",
-    sha256="013023f6204ca2b89dfb183cf62b514a1f2291b745d3e0f8892039ce1d21ff93",
+    sha256="2ea1ed0921a937e9524575429092f9ff0221f48c133481285b25e456c6d7383b",
     license="Apache-2.0",
 )
 

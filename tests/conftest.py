@@ -335,6 +335,13 @@ def detector(models_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def landmarker(models_dir: Path):
+    from pipeline.landmarks import load_landmarker
+
+    return load_landmarker(models_dir, threads=2)
+
+
+@pytest.fixture(scope="session")
 def segmenter(models_dir: Path):
     from pipeline.segment import load_segmenter
 
