@@ -74,13 +74,30 @@ def _fmt(values: list[float]) -> str:
 
 
 def report(rows: list[tuple[corpus.Row, dict[str, Any]]]) -> dict[str, Any]:
-    ok = [(row, m) for row, m in rows if row.expect == "ok"]
+    frontal = [(row, m) for row, m in rows if row.fields.get("pose") == "frontal"]
+    ok = [(row, m) for row, m in frontal if row.expect == "ok"]
     out: dict[str, Any] = {}
-    for key in ("yaw_deg", "pitch_deg", "roll_deg"):
-        vals = [m[key] for _, m in ok]
-        within = sum(abs(v) <= 5 for v in vals)
-        out[key] = {"ok_within_5": within, "ok_n": len(vals)}
-        print(f"{key:10s} ok photos: {_fmt(vals)}; |.| <= 5: {within}/{len(vals)}")
+    for group, members in (("ok & frontal", ok), ("all frontal", frontal)):
+        for key in ("yaw_deg", "pitch_deg", "roll_deg"):
+            vals = [m[key] for _, m in members]
+            within = sum(abs(v) <= 5 for v in vals)
+            out[f"{group}:{key}"] = {"within_5": within, "n": len(vals)}
+            print(f"{group:12s} {key:10s}: {_fmt(vals)}; |.| <= 5: {within}/{len(vals)}")
+    both = [row.out_name for row, m in ok if abs(m["yaw_deg"]) <= 5 and abs(m["pitch_deg"]) <= 5]
+    print(f"ok & frontal with yaw and pitch both within 5: {len(both)}/{len(ok)}")
+    off = sorted(
+        (
+            (row.out_name, m["yaw_deg"], m["pitch_deg"])
+            for row, m in ok
+            if abs(m["yaw_deg"]) > 5 or abs(m["pitch_deg"]) > 5
+        ),
+        key=lambda t: -max(abs(t[1]), abs(t[2])),
+    )
+    for name, yaw, pitch in off:
+        print(f"  labelled frontal, measured yaw {yaw:6.1f} pitch {pitch:6.1f}: {name}")
+    for pose in ("tilted", "turned", "profile"):
+        vals = [abs(m["yaw_deg"]) for row, m in rows if row.fields.get("pose") == pose]
+        print(f"|yaw| on photos labelled {pose}: {_fmt(vals)}")
     turned = [m for row, m in rows if row.flags & TURNED]
     print("yaw on turned/profile/gaze-away photos:", _fmt([abs(m["yaw_deg"]) for m in turned]))
     print("pitch on turned/profile/gaze-away photos:", _fmt([abs(m["pitch_deg"]) for m in turned]))

@@ -2,7 +2,9 @@
 
 BlazeFace (pipeline/detect.py) finds the face; its six keypoints are too coarse to tell an open
 eye from a closed one, a closed mouth from a smile with teeth, or a frontal head from one turned
-by ten degrees. This stage runs, on the CPU, in about 10 ms a face:
+by ten degrees. This stage runs on the CPU, one thread, in 11-28 ms of process CPU a face
+(median 17.6 ms over the corpus, measured by ``bench/landmarks.py`` on the shared 2-core machine
+under load; two mesh runs of ~3 ms and two iris runs of ~3.5 ms are most of it):
 
 1. the face mesh (468 points, 192x192) on a square crop of 1.5 face-box sizes around the box
    centre, turned by the eye line's roll so that the face is upright in the crop (MediaPipe's own
@@ -22,6 +24,9 @@ face turns towards the image's right (the subject's left), ``pitch`` > 0 when th
 taken against the line of sight to the face (principal point at the face), for a camera about
 1 m away (focal length five face-box heights): what "looking at the camera" means for a
 portrait, whatever the face's place in the frame.
+
+``score`` is the mesh model's own face-presence probability (~1.0 on every real face of the
+corpus, near 0 for an animal, a toy, a covered face): below ~0.5 the other measures mean nothing.
 
 ``points`` has 478 rows: the 468 mesh points in MediaPipe's topology, then the subject's right
 iris (centre first, then four on its rim), then the left, in the pixels of the image given.
