@@ -63,7 +63,8 @@ def convert(tflite_bytes: bytes, graph_name: str = "model") -> bytes:
         t = tensor(i)
         buf = model.Buffers(t.Buffer())
         if buf is None or buf.DataLength() == 0:
-            if buf is not None and buf.Offset() > 1:  # large-model layout: data after the table
+            # The large-model layout keeps data after the flatbuffer (tflite >= 2.14 reads it).
+            if buf is not None and hasattr(buf, "Offset") and buf.Offset() > 1:
                 raw = tflite_bytes[buf.Offset() : buf.Offset() + buf.Size()]
             else:
                 return None
