@@ -121,5 +121,4 @@ def strings(limit_mb: str) -> dict[str, Any]:
         "camera_error": _("The camera could not be opened. Choose a photo instead."),
         "recomposing": _("Changing the background…"),
         "deleted": _("Your photo and its files have been deleted."),
-        "not_accepted": _("not accepted for this document"),
     }

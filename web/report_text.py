@@ -15,7 +15,11 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
-from web.i18n import colour_name
+from config.colours import NAMED_COLOURS
+from web.i18n import COLOUR_NAMES, colour_name
+
+#: A hex value the report gives -> the colour's name, for the colours the form offers.
+_HEX_NAMES = {hex_.lower(): name for name, hex_ in NAMED_COLOURS.items() if name in COLOUR_NAMES}
 
 #: Examiner checks the service may run; those missing from a report are listed as "not checked".
 EXAMINER_CHECKS = {
@@ -25,7 +29,64 @@ EXAMINER_CHECKS = {
     "glasses": lazy_gettext("glasses (most documents no longer allow them)"),
     "head_covering": lazy_gettext("hats or head coverings"),
     "hair_over_face": lazy_gettext("hair or objects covering the face"),
-    "shadows": lazy_gettext("shadows on the face or behind you"),
+    "face_shadows": lazy_gettext("shadows on the face or behind you"),
+}
+
+#: Examiner checks (pipeline/examine.py) whose values are cues, not measures a person reads:
+#: id -> (sentence when it passes, sentence when it does not, what to do).
+_EXAMINER_TEXT = {
+    "eyes_open": (
+        lazy_gettext("Both eyes are open."),
+        lazy_gettext("Your eyes look closed."),
+        lazy_gettext("Take the photo again with both eyes open."),
+    ),
+    "gaze": (
+        lazy_gettext("The eyes look at the camera."),
+        lazy_gettext("The eyes do not look straight at the camera."),
+        lazy_gettext("Look straight into the lens."),
+    ),
+    "mouth_closed": (
+        lazy_gettext("The mouth is closed."),
+        lazy_gettext("The mouth looks open."),
+        lazy_gettext("Close your mouth and keep a neutral expression."),
+    ),
+    "expression": (
+        lazy_gettext("The expression is neutral."),
+        lazy_gettext("The expression does not look neutral (a smile?)."),
+        lazy_gettext("Keep a neutral expression with the mouth closed."),
+    ),
+    "glasses": (
+        lazy_gettext("No glasses were seen."),
+        lazy_gettext("Glasses were seen."),
+        lazy_gettext("Take off your glasses: most documents no longer allow them."),
+    ),
+    "tinted_lenses": (
+        lazy_gettext("No tinted lenses were seen."),
+        lazy_gettext("Tinted lenses or sunglasses were seen."),
+        lazy_gettext("Take off tinted glasses and sunglasses."),
+    ),
+    "head_covering": (
+        lazy_gettext("No head covering was seen."),
+        lazy_gettext("A hat or head covering was seen."),
+        lazy_gettext(
+            "Take off hats and head coverings (religious ones only where the document allows)."
+        ),
+    ),
+    "face_shadows": (
+        lazy_gettext("The face is evenly lit."),
+        lazy_gettext("There are shadows on the face."),
+        lazy_gettext("Light your face evenly from the front, away from side light."),
+    ),
+    "red_eye": (
+        lazy_gettext("No red-eye."),
+        lazy_gettext("Red-eye was seen."),
+        lazy_gettext("Take the photo again without flash, or with more room light."),
+    ),
+    "dynamic_range": (
+        lazy_gettext("The face shows a good range of tones."),
+        lazy_gettext("The face looks flat or washed out."),
+        lazy_gettext("Use brighter, even light and avoid over-processed photos."),
+    ),
 }
 
 
@@ -55,6 +116,13 @@ def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str
     """(sentence, advice when failed) for a known check id, else None."""
     cid = check.get("check") or check.get("id")
     value, limit = check.get("value"), check.get("limit")
+    if cid in _EXAMINER_TEXT:
+        ok, bad, todo = _EXAMINER_TEXT[cid]
+        if check.get("pass", check.get("passed")):
+            return str(ok), ""
+        if check.get("level") == "review":
+            return _("Not clear-cut: %(text)s", text=bad), str(todo)
+        return str(bad), str(todo)
     if cid in ("head_height", "eye_line_from_bottom", "top_margin"):
         v = _band_text(value, limit, height_mm)
         return {
@@ -115,7 +183,7 @@ def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str
             _("Use a photo of just one person."),
         )
     if cid == "background":
-        name = colour_name(str(value)) if isinstance(value, str) else str(value)
+        name = colour_name(_HEX_NAMES.get(str(value).lower(), str(value)))
         return (
             _("Background colour: %(value)s.", value=name),
             _("Choose a background this document accepts."),
@@ -202,7 +270,7 @@ def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str
 def describe(report: dict[str, Any] | None, height_mm: float | None = None) -> dict[str, Any]:
     """The report as plain sentences: ``{"verdict", "headline", "items", "not_checked"}``.
 
-    Each item: ``{"id", "status" (pass | fail | advice), "sentence", "advice"}``.
+    Each item: ``{"id", "status" (pass | fail | advice | review), "sentence", "advice"}``.
     """
     if not isinstance(report, dict) or not isinstance(report.get("checks"), list):
         return {"verdict": None, "headline": "", "items": [], "not_checked": []}
@@ -214,7 +282,7 @@ def describe(report: dict[str, Any] | None, height_mm: float | None = None) -> d
         cid = str(check.get("check") or check.get("id") or "")
         seen.add(cid)
         passed = bool(check.get("pass", check.get("passed")))
-        advisory = check.get("level") == "advisory"
+        level = check.get("level")
         known = _sentences(check, height_mm)
         if known is None:
             sentence = str(check.get("message") or cid.replace("_", " "))
@@ -226,7 +294,9 @@ def describe(report: dict[str, Any] | None, height_mm: float | None = None) -> d
         items.append(
             {
                 "id": cid,
-                "status": "pass" if passed else ("advice" if advisory else "fail"),
+                "status": "pass"
+                if passed
+                else {"advisory": "advice", "review": "review"}.get(str(level), "fail"),
                 "sentence": sentence,
                 "advice": "" if passed else advice,
             }

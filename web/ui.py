@@ -276,6 +276,12 @@ def _progress(record: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "percent": pct, "text": str(text), "left_s": round(left)}
 
 
+def _swatch_name(background: Any) -> str:
+    """The swatch a job's background is (records keep the hex value of named colours)."""
+    text = str(background or "").lower()
+    return next((n for n in SWATCHES if NAMED_COLOURS.get(n, "").lower() == text), text)
+
+
 def _not_found_page() -> tuple[str, int]:
     return render_template("gone.html", message=error_text("unknown_job")), 404
 
@@ -298,7 +304,7 @@ def job(job_id: str) -> Response | tuple[str, int] | str:
         record=record,
         job_state=job_state,
         spec_label=(i18n.spec_name(spec) + " · " + _size_label(spec)) if spec else "",
-        background=record.get("background"),
+        background=_swatch_name(record.get("background")),
         links=[(name, links[name], DOWNLOADS[name]) for name in DOWNLOADS if name in links],
         report=report,
         progress=_progress(record),

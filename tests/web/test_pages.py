@@ -157,12 +157,12 @@ def test_report_in_plain_words_both_languages(app: Flask) -> None:
                 "estimate": True,
             },
             {
-                "check": "eyes_open",
+                "check": "ears_visible",
                 "value": 0.1,
                 "limit": 0.2,
                 "pass": False,
                 "level": "required",
-                "message": "Eyes look closed.",
+                "message": "Both ears show.",
             },
         ],
     }
@@ -172,13 +172,54 @@ def test_report_in_plain_words_both_languages(app: Flask) -> None:
     assert head["sentence"] == "Head height, chin to crown: 17.5 mm (allowed 21–25.2 mm)."
     assert head["status"] == "fail" and "further away" in head["advice"]
     assert yaw["status"] == "pass" and yaw["advice"] == "" and "(an estimate)" in yaw["sentence"]
-    assert eyes["sentence"] == "Eyes look closed."  # unknown id: the report's own words
-    assert "whether your eyes are open and visible" not in en["not_checked"]  # it was checked
+    assert eyes["sentence"] == "Both ears show."  # unknown id: the report's own words
+    assert "whether your eyes are open and visible" in en["not_checked"]
     assert "hats or head coverings" in en["not_checked"]
     with app.test_request_context(headers={"Accept-Language": "zh"}):
         zh = describe({**report, "verdict": "review"}, height_mm=None)
     assert zh["items"][0]["sentence"] == "头部高度（下巴到头顶）：50%（允许 60%–72%）。"
     assert zh["headline"].startswith("有几点需要人工判断")
+
+
+def test_examiner_checks_by_id_with_a_review_status(app: Flask) -> None:
+    report = {
+        "verdict": "review",
+        "checks": [
+            {
+                "check": "eyes_open",
+                "value": 0.3,
+                "limit": 0.2,
+                "pass": True,
+                "level": "required",
+                "message": "Both eyes are open.",
+            },
+            {
+                "check": "head_covering",
+                "value": 0.6,
+                "limit": 0.5,
+                "pass": False,
+                "level": "review",
+                "message": "Not clear-cut: take off the hat.",
+            },
+            {
+                "check": "new_check",
+                "value": 1,
+                "limit": 0,
+                "pass": False,
+                "level": "required",
+                "message": "Something new failed.",
+            },
+        ],
+    }
+    with app.test_request_context(headers={"Accept-Language": "zh"}):
+        described = describe(report)
+    eyes, covering, new = described["items"]
+    assert "帽子或头饰" not in described["not_checked"]  # it was checked
+    assert "眼镜（大多数证件已不允许佩戴）" in described["not_checked"]
+    assert eyes == {"id": "eyes_open", "status": "pass", "sentence": "双眼睁开。", "advice": ""}
+    assert covering["status"] == "review" and covering["sentence"] == "不确定：发现帽子或头饰。"
+    assert covering["advice"].startswith("请摘下帽子")
+    assert new["status"] == "fail" and new["sentence"] == "Something new failed."
 
 
 # --- pages for people, not JSON ---------------------------------------------------------------

@@ -6,7 +6,7 @@
 (function () {
   "use strict";
 
-  var POLL_MS = 600;
+  var POLL_MS = 400;
   var T = { errors: {}, states: {}, stages: [] };
   var token = "";
 
