@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
 
+from tasks.services import services_for
 from web.admission import ping_broker
 from web.context import state
 from web.metrics import metrics_response
@@ -56,7 +57,14 @@ def readyz() -> Response:
             results[name] = "failed"
     failed = sorted(name for name, result in results.items() if result != "ok")
     response = jsonify(
-        {"status": "not_ready" if failed else "ready", "checks": results, "failed": failed}
+        {
+            "status": "not_ready" if failed else "ready",
+            "checks": results,
+            "failed": failed,
+            # What a segment worker with this deployment's settings runs on this host's kind
+            # of machine (the choice of pipeline.runtime.choose_isnet; informational).
+            "segment": services_for(settings).segment_choice(),
+        }
     )
     response.status_code = 503 if failed else 200
     if failed:
