@@ -57,7 +57,7 @@ SPECS = (
     "cn-2inch",
 )
 OUT = Path(__file__).resolve().parent / "results" / "corpus"
-TILE_W, TILE_H, TEXT_H, COLS = 180, 230, 62, 8
+TILE_W, TILE_H, TEXT_H, COLS = 180, 230, 76, 8
 
 
 @dataclass
@@ -167,7 +167,7 @@ class Runner:
                 row.out_name,
                 spec.id,
                 row.expect,
-                row.fields.get("refuse_kind", ""),
+                row.refuse_kind,
                 sorted(row.reasons),
                 sorted(row.flags),
                 status,
@@ -324,14 +324,14 @@ def contact_sheet(results: list[Result], spec: PhotoSpec, path: Path) -> None:
             out = f"{r.verdict}" + (f": {','.join(r.failed)}" if r.failed else "")
         else:
             marks, out = "", f"{r.status}: {r.code}"
-        lines = [r.name[:30], f"label {r.expect} {r.refuse_kind}".strip(), out[:32], marks]
+        lines = [r.name[:34], f"label {r.expect} {r.refuse_kind}".strip(), out[:34], marks]
         if not r.agree:
-            lines[-1] = (marks + " | " if marks else "") + r.why
+            lines.append(r.why)
         for j, t in enumerate(lines):
             d.text(
                 (x + 4, y + TILE_H + 2 + 14 * j),
                 t[:34],
-                fill="red" if j == 3 and not r.agree else "black",
+                fill="red" if j == 4 else "black",
                 font=small,
             )
     path.parent.mkdir(parents=True, exist_ok=True)

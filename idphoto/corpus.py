@@ -70,6 +70,12 @@ class Row:
         return self.fields.get("expect", "")
 
     @property
+    def refuse_kind(self) -> str:
+        """For a ``refuse`` row: ``photo`` (for what the photo is) or ``person`` (for what the
+        person wears or does); empty otherwise."""
+        return self.fields.get("refuse_kind", "")
+
+    @property
     def flags(self) -> frozenset[str]:
         return frozenset(f for f in self.fields.get("flags", "").split(";") if f)
 
