@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from config.specs import PhotoSpec
     from pipeline.composite import Background
     from pipeline.detect import FaceDetector
+    from pipeline.landmarks import Landmarker
     from pipeline.segment import Segmenter
 
 EXIT_OK = 0
@@ -105,11 +106,30 @@ def _cmd_models_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         paths = fetch(settings.models_dir)
+        from idphoto.modelderive import derive
+
+        paths.update(derive(settings.models_dir))  # fp32 and int8 ISNet, from the fetched one
     except ModelFetchError as exc:
         print(f"error: models: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED
     for name, path in paths.items():
         print(f"{name}\t{path}")
+    return EXIT_OK
+
+
+def _cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from idphoto.modelderive import model_table
+
+    rows = model_table(settings)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for r in rows:
+        mark = "*" if r["selected"] else " "
+        print(
+            f"{mark} {r['name']:<30} {r['precision']:<5} {r['execution_provider']:<22} "
+            f"{(r['sha256'] or 'missing')[:12]}  {r['path']}"
+        )
     return EXIT_OK
 
 
@@ -120,6 +140,13 @@ def _add_models_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "fetch", help="fetch and checksum the models (idempotent)", parents=[common]
     )
     fetch.set_defaults(func=_cmd_models_fetch)
+    listing = msub.add_parser(
+        "list",
+        help="the models, their hashes, and which ISNet this machine's CPU worker selects",
+        parents=[common],
+    )
+    listing.add_argument("--json", action="store_true", help="a JSON list of objects")
+    listing.set_defaults(func=_cmd_models_list)
 
 
 # --- specs -----------------------------------------------------------------------------------
@@ -258,6 +285,15 @@ class _Models:
             settings.models_dir, threads=self.threads
         )
         self._segmenter: Segmenter | None = None
+        self._landmarker: Landmarker | None = None
+
+    @property
+    def landmarker(self) -> Landmarker:
+        if self._landmarker is None:
+            from pipeline.landmarks import load_landmarker
+
+            self._landmarker = load_landmarker(self.settings.models_dir, threads=1)
+        return self._landmarker
 
     @property
     def segmenter(self) -> Segmenter:
@@ -272,6 +308,7 @@ class _Models:
                 threads=self.threads,
                 cuda_device_id=s.cuda_device_id,
                 cuda_mem_limit_mb=s.cuda_mem_limit_mb,
+                precision=s.segment_precision,
             )
         return self._segmenter
 
@@ -351,7 +388,12 @@ def _process(
 
     assert item.path is not None
     data = item.path.read_bytes()
-    analysis, region = stages.analyse(data, models.detector, max_pixels=models.settings.max_pixels)
+    analysis, region = stages.analyse(
+        data,
+        models.detector,
+        max_pixels=models.settings.max_pixels,
+        landmarker=models.landmarker,
+    )
     coarse = stages.segment(region, models.segmenter, face=analysis.face)
     matte = stages.refine(region, coarse)
 

@@ -14,7 +14,7 @@ before failing with a reason. The photo never shows the head cut off at the top.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -284,6 +284,19 @@ def place(
         if best is None or _better(cand, best):
             best = cand
     if best is None:
+        bare = replace(head, hair_top_y=head.crown_y)
+        if any(
+            _vertical_band(
+                spec, (lo + (hi - lo) * i / HEAD_STEPS) * H / head.head, bare, eye_below_crown
+            )
+            for i in range(HEAD_STEPS + 1)
+        ):
+            raise SpecUnmet(
+                "The hair stands out too far above the head to fit this document's frame "
+                "without touching its top edge: smooth or tie the hair back, or choose a "
+                "document with a smaller head size.",
+                reason="hair_above_frame",
+            )
         raise SpecUnmet(
             f"The spec {spec.id} cannot be met by this photo (its bands leave no room for "
             "this head's proportions).",

@@ -30,11 +30,14 @@ from PIL import Image
 from config.specs import PhotoSpec
 from pipeline.composite import Background, parse_background
 from pipeline.encode import Encoded, strip_check
-from pipeline.geometry import Placement, to_output
+from pipeline.examine import NOT_CHECKED, Declared, examine
+from pipeline.geometry import BOTTOM_CONTINUE_QUIET, Placement, to_output
+from pipeline.landmarks import FaceLandmarks
 from pipeline.types import KEYPOINT_NAMES, Face, Point
 
 REQUIRED = "required"
 ADVISORY = "advisory"
+REVIEW = "review"  # a failure needs a person's look: the verdict becomes "review", not "fail"
 
 # --- limits -----------------------------------------------------------------------------------
 
@@ -101,6 +104,11 @@ _MODEL = np.array(
         (-EAR_HALF_SPAN, EAR_BELOW_EYES, -EAR_DEPTH),  # right_ear
         (EAR_HALF_SPAN, EAR_BELOW_EYES, -EAR_DEPTH),  # left_ear
     ]
+)
+
+NOT_CHECKED_BASIC = (
+    "eyes, mouth and expression, glasses, head coverings, shadows and red-eye: this report was "
+    "made without the face-landmark model, so none of the examiner's checks were run",
 )
 
 NOTES = [
@@ -315,6 +323,8 @@ def build_report(
     face: Face | None = None,
     image: Image.Image | np.ndarray | None = None,
     alpha: np.ndarray | None = None,
+    landmarks: FaceLandmarks | None = None,
+    declared: Declared | None = None,
 ) -> dict[str, Any]:
     """The report for one composed photo.
 
@@ -322,7 +332,9 @@ def build_report(
     placement); ``image`` is the composed picture before encoding (RGB, or RGBA when
     transparent) and ``alpha`` the output alpha (float 0..1 or uint8), both at the placement's
     size. Without them the output-image checks are left out (the roll check then reports
-    ``residual_roll_deg`` and the eye distance ``eye_distance_px``).
+    ``residual_roll_deg`` and the eye distance ``eye_distance_px``). ``landmarks`` (the dense
+    face landmarks in the output's pixels) add the examiner's checks (``pipeline.examine``) by
+    the rules of the spec's authority, and replace the keypoint estimates of yaw and pitch.
     """
     k = encoded.height / placement.height  # the encoder may resample inside a px range
     H = encoded.height
@@ -363,6 +375,7 @@ def build_report(
         "face_count": face_count,
         "upscale": round(upscale, 3),
         "background": background.name,
+        "continued_bottom_fraction": round(placement.continued_px / placement.height, 4),
     }
     meta = strip_check(encoded.data)
     checks: list[dict[str, Any] | None] = [
@@ -394,6 +407,20 @@ def build_report(
             not any(meta.get(k) for k in ("exif", "gps", "xmp", "iptc", "comments")),
         ),
     ]
+    if placement.continued_px > 0:
+        # The clothes were continued below the photo's bottom edge (geometry.continue_bottom):
+        # invisible up to BOTTOM_CONTINUE_QUIET of H, worth a look beyond.
+        share = placement.continued_px / placement.height
+        checks.append(
+            _check(
+                "continued_bottom",
+                round(share, 4),
+                BOTTOM_CONTINUE_QUIET,
+                share <= BOTTOM_CONTINUE_QUIET,
+                "fraction",
+                REVIEW,
+            )
+        )
     if spec.min_eye_distance_px:
         checks.append(
             _check(
@@ -428,28 +455,42 @@ def build_report(
             )
         )
     if kp is not None:
-        checks += _pose_checks(kp, placement.width, measures)
+        checks += _pose_checks(kp, placement.width, measures, estimates=landmarks is None)
         measures["keypoints_px"] = {
             n: [round(x * k, 1), round(y * k, 1)] for n, (x, y) in kp.items()
         }
     if image is not None and alpha is not None:
         checks += _image_checks(image, alpha, kp, background, measures)
+    if landmarks is not None and image is not None:
+        rgb = np.asarray(image)
+        if rgb.shape[-1] == 4:  # a transparent photo: judge the face on white
+            a4 = rgb[..., 3:4].astype(np.float32) / 255.0
+            rgb = (rgb[..., :3] * a4 + 255 * (1 - a4)).astype(np.uint8)
+        found, more = examine(
+            rgb, landmarks, spec.rules, crown_y=placement.crown_y, declared=declared
+        )
+        checks += found
+        measures.update(more)
     done = [c for c in checks if c is not None]
     failed = [c["check"] for c in done if not c["pass"] and c["level"] == REQUIRED]
+    review = [c["check"] for c in done if not c["pass"] and c["level"] == REVIEW]
     return {
         "spec": spec.id,
         "spec_name": spec.name,
         "measures": measures,
         "checks": done,
         "failed": failed,
-        "warnings": [c["check"] for c in done if not c["pass"] and c["level"] != REQUIRED],
-        "verdict": "pass" if not failed else "fail",
-        "notes": list(NOTES) if kp is not None else NOTES[1:],
+        "review": review,
+        "warnings": [c["check"] for c in done if not c["pass"] and c["level"] == ADVISORY],
+        "verdict": "fail" if failed else ("review" if review else "pass"),
+        "rules": spec.rules.name,
+        "not_checked": list(NOT_CHECKED) if landmarks is not None else list(NOT_CHECKED_BASIC),
+        "notes": (list(NOTES) if landmarks is None else NOTES[1:]) if kp is not None else NOTES[1:],
     }
 
 
 def _pose_checks(
-    kp: Mapping[str, Point], width: float, measures: dict[str, Any]
+    kp: Mapping[str, Point], width: float, measures: dict[str, Any], *, estimates: bool = True
 ) -> list[dict[str, Any] | None]:
     mid, _, _, _ = _eye_frame(kp)
     centring = float(mid[0]) / width
@@ -459,6 +500,8 @@ def _pose_checks(
     measures["yaw_ears_deg"] = None if math.isnan(yaw_ears) else round(yaw_ears, 2)
     measures["pitch_deg"] = round(pitch, 2)
     out: list[dict[str, Any] | None] = [_band("horizontal_centring", centring, CENTRING_BAND)]
+    if not estimates:  # the landmarks' fitted pose judges yaw and pitch (pipeline.examine)
+        return out
     for name, value, limit, level in (
         ("yaw", yaw, YAW_LIMIT_DEG, REQUIRED),
         ("pitch", pitch, PITCH_LIMIT_DEG, ADVISORY),

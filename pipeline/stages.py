@@ -24,6 +24,8 @@ from pipeline.decode import decode
 from pipeline.detect import FaceDetector
 from pipeline.encode import SUBSAMPLING_444, Encoded, encode, encode_jpeg, encode_png
 from pipeline.errors import NoFaceError
+from pipeline.examine import Declared, map_landmarks
+from pipeline.landmarks import FaceLandmarks, Landmarker
 from pipeline.report import build_report
 from pipeline.segment import Segmenter
 from pipeline.sheet import make_sheet, photo_print_mm
@@ -58,14 +60,20 @@ class Composition:
 
 
 def analyse(
-    data: bytes, detector: FaceDetector, *, max_pixels: int = 50_000_000
+    data: bytes,
+    detector: FaceDetector,
+    *,
+    max_pixels: int = 50_000_000,
+    landmarker: Landmarker | None = None,
 ) -> tuple[Analysis, np.ndarray]:
     """Decode and find the one face; return the analysis and the region image (RGB uint8).
 
     The photo is decoded coarsely (``WORK_SIDE``): enough to find a face and place the region.
     When the face is small in a large photo, the region at that scale falls short of the
     matte's resolution (``REGION_MAX_SIDE``, or all the photo has): the photo is decoded once
-    more, just fine enough, and the face mapped onto it.
+    more, just fine enough, and the face mapped onto it. With a ``landmarker``, the dense face
+    landmarks measured on the region image ride along in ``extra["landmarks"]`` (region pixels)
+    for the examiner's checks.
     """
     decoded = decode(data, max_pixels=max_pixels, max_side=WORK_SIDE, exact=False)
     rotation, rgb, face, count = _upright(detector, np.asarray(decoded.image))
@@ -102,7 +110,10 @@ def analyse(
             "exact": False,
         },
     )
-    return analysis, _crop(rgb, analysis, rotated=True)
+    region = _crop(rgb, analysis, rotated=True)
+    if landmarker is not None:
+        analysis.extra["landmarks"] = landmarker.measure(region, analysis.face).to_dict()
+    return analysis, region
 
 
 def _region_box(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -252,8 +263,8 @@ def place_and_warp(
     geometry.check_face_visible(alpha, analysis.face)
     pad = 0
     if touches.get("bottom"):
-        # Rows replicated below a photo that ends at the shoulders (see geometry._check_bottom).
-        pad = int(math.ceil(geometry.BOTTOM_REPLICATE_MAX * spec.height_px / place.scale)) + 2
+        # The clothes continued below a photo that ends at the shoulders (see geometry.place).
+        pad = int(math.ceil(geometry.BOTTOM_CONTINUE_MAX * spec.height_px / place.scale)) + 2
     fg, a = geometry.warp(rgba, place, pad_bottom=pad)
     return place, fg, a
 
@@ -267,6 +278,7 @@ def compose(
     level: bool = True,
     sheet: str | None = "4x6",
     zero_margin: bool = False,
+    declared: Declared | None = None,
 ) -> Composition:
     """Place, warp, composite and encode for one spec and background (and a print sheet)."""
     bg = parse_background(background) if isinstance(background, str) else background
@@ -287,6 +299,8 @@ def compose(
         face=analysis.face,
         image=image,
         alpha=a,
+        landmarks=_output_landmarks(analysis, place),
+        declared=declared,
     )
     sheet_enc, sheet_info = None, None
     if sheet:
@@ -315,6 +329,14 @@ def compose(
     )
 
 
+def _output_landmarks(analysis: Analysis, place: geometry.Placement) -> FaceLandmarks | None:
+    """The analysis' landmarks (region pixels) in the output frame of ``place``."""
+    stored = analysis.extra.get("landmarks")
+    if not stored:
+        return None
+    return map_landmarks(FaceLandmarks.from_dict(stored), lambda p: geometry.to_output(place, p))
+
+
 def make_photo(
     data: bytes,
     spec: PhotoSpec,
@@ -324,9 +346,10 @@ def make_photo(
     *,
     level: bool = True,
     max_pixels: int = 50_000_000,
+    landmarker: Landmarker | None = None,
 ) -> tuple[Composition, Image.Image, Analysis]:
     """The whole pipeline in process: returns the composition, the matte and the analysis."""
-    analysis, region = analyse(data, detector, max_pixels=max_pixels)
+    analysis, region = analyse(data, detector, max_pixels=max_pixels, landmarker=landmarker)
     coarse = segment(region, segmenter, face=analysis.face)
     matte_rgba = refine(region, coarse)
     return compose(matte_rgba, analysis, spec, background, level=level), matte_rgba, analysis

@@ -307,7 +307,10 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         began = perf_counter()
         try:
             analysis, region = stages.analyse(
-                data, svc.detector, max_pixels=svc.settings.max_pixels
+                data,
+                svc.detector,
+                max_pixels=svc.settings.max_pixels,
+                landmarker=svc.landmarker,
             )
         finally:
             info["detect_s"] = round(perf_counter() - began, 4)

