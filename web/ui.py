@@ -28,7 +28,7 @@ from flask import (
 )
 from markupsafe import Markup, escape
 
-from config.catalogue import list_specs, parse_spec_arg
+from config.catalogue import COUNTRY_NAMES, list_specs, parse_spec_arg
 from config.colours import NAMED_COLOURS
 from pipeline.errors import IdPhotoError
 from web import i18n
@@ -82,6 +82,38 @@ def _size_label(spec: Any) -> str:
     return f"{spec.width_px}×{spec.height_px} px"
 
 
+_HAS_SIZE = re.compile(r"\d\s*[x×]\s*\d")
+_MAX_LABEL = 36  # characters that fit a 390 px wide phone's select at 14 px
+_SHORT = {"US": "US", "GB": "UK", "KR": "Korea"}
+_BRACKETS = re.compile(r"\s*[(（][^)）]*[)）]")
+
+
+def _option_label(spec: Any) -> str:
+    """Short enough for a phone's select (the full name shows under it, `_detail`): no
+    parentheses, no leading country (its group says it), the size unless the name says it."""
+    name = _BRACKETS.sub("", i18n.spec_name(spec)).strip()
+    if i18n.language() == "en":
+        country = {COUNTRY_NAMES.get(spec.country, ""), spec.country, _SHORT.get(spec.country)}
+        first, _, rest = name.partition(" ")
+        if rest and first in country:
+            name = rest[0].upper() + rest[1:]
+        if not spec.size_mm:  # a pixel size says "digital" already
+            name = re.sub(r",?\s*\bdigital\b", "", name).strip()
+    label = name if _HAS_SIZE.search(name) else f"{name} · {_size_label(spec)}"
+    if len(label) > _MAX_LABEL and " / " in name:  # the first of two names, then
+        label = f"{name.split(' / ')[0]} · {_size_label(spec)}"
+    return label
+
+
+def _detail(spec: Any) -> str:
+    """The chosen document in full, under the select (its label may be cut off on a phone)."""
+    parts = [i18n.spec_name(spec)]
+    if spec.size_mm:
+        parts.append("{:g}×{:g} mm".format(*spec.size_mm))
+    parts.append(f"{spec.width_px}×{spec.height_px} px, {spec.dpi} dpi")
+    return " · ".join(parts)
+
+
 def _search_text(spec: Any) -> str:
     words = [spec.id, spec.name, getattr(spec, "name_zh", ""), spec.country]
     words += list(getattr(spec, "aliases", ()))
@@ -108,7 +140,8 @@ def _spec_groups(lang: str) -> list[dict[str, Any]]:
         items = [
             {
                 "id": s.id,
-                "label": f"{i18n.spec_name(s)} · {_size_label(s)}",
+                "label": _option_label(s),
+                "detail": _detail(s),
                 "search": _search_text(s),
                 "backgrounds": list(s.backgrounds),
                 "default_background": s.default_background,
@@ -148,17 +181,26 @@ def _form_context(error: str | None = None, values: dict[str, str] | None = None
     groups = _spec_groups(lang)
     values = values or {}
     spec_info = {
-        s["id"]: {"backgrounds": s["backgrounds"], "default": s["default_background"]}
+        s["id"]: {
+            "backgrounds": s["backgrounds"],
+            "default": s["default_background"],
+            "detail": s["detail"],
+        }
         for g in groups
         for s in g["specs"]
     }
     default_spec = values.get("spec") or i18n.DEFAULT_SPEC.get(lang, "us-passport")
-    info = spec_info.get(default_spec) or {"backgrounds": ["white"], "default": "white"}
+    info = spec_info.get(default_spec) or {
+        "backgrounds": ["white"],
+        "default": "white",
+        "detail": "",
+    }
     limit_mb = f"{settings.max_upload_bytes / (1024 * 1024):g}"
     return {
         "groups": groups,
         "default_spec": default_spec,
         "default_background": values.get("background") or info["default"],
+        "spec_detail": info["detail"],
         "swatches": _swatches(info["backgrounds"]),
         "sheets": SHEETS,
         "sheet": values.get("sheet") or "4x6",

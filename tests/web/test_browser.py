@@ -147,6 +147,19 @@ def _in_view(page: Any, selector: str) -> bool:
     )
 
 
+def _labels_too_wide(page: Any) -> list[str]:
+    """Document labels that the closed select on this screen would cut off."""
+    return page.evaluate(
+        """() => { const s = document.getElementById('spec'), cs = getComputedStyle(s);
+             const ctx = document.createElement('canvas').getContext('2d');
+             ctx.font = cs.fontSize + ' ' + cs.fontFamily;
+             const room = s.clientWidth - parseFloat(cs.paddingLeft)
+                          - parseFloat(cs.paddingRight) - 24;  /* the arrow */
+             return Array.from(s.options).map(o => o.textContent)
+                         .filter(t => ctx.measureText(t).width > room); }"""
+    )
+
+
 def _active_id(page: Any) -> str:
     return page.evaluate("document.activeElement && document.activeElement.id")
 
@@ -350,6 +363,8 @@ def test_chinese_phone_journey(
         assert "拖" not in page.inner_text("#drop-zone")
         assert page.is_visible("label[for=camera]")
         assert page.get_attribute("#camera", "capture") == "user"
+        assert _labels_too_wide(page) == []
+        assert page.inner_text("#spec-detail") == "一寸 · 25×35 mm · 295×413 px, 300 dpi"
         axe_clean(page, "form, Chinese, phone")
         shot(page, artifacts, "form-zh-phone")
 
@@ -464,6 +479,7 @@ def test_live_camera_view_with_a_head_oval(
     errors = _watch(page)
     try:
         page.goto(stack.url + "/")
+        assert _labels_too_wide(page) == []  # English labels fit on the phone too
         page.click("#camera-live")
         page.wait_for_selector("#camera-view:not([hidden])")
         page.wait_for_function("document.getElementById('camera-video').readyState >= 2")

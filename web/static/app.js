@@ -89,6 +89,7 @@
     // Backgrounds: the document's accepted ones first, the others in a marked group.
     function orderBackgrounds(selectDefault) {
       var info = specInfo[spec.value];
+      $("spec-detail").textContent = info ? info.detail : "";
       var custom = $("custom-size");
       custom.hidden = spec.value !== "custom";
       var accepted = info ? info.backgrounds : null;
