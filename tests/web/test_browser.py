@@ -497,29 +497,62 @@ def test_live_camera_view_with_a_head_oval(
         context.close()
 
 
+NO_SCRIPT = {
+    # size, language, spec, background, swatch afterwards, sheet size (mm), texts
+    "desktop-en": (
+        DESKTOP,
+        "en",
+        "uk-passport",
+        "light-grey",
+        "cream",
+        (4 * 25.4, 6 * 25.4),
+        ("Please choose a photo first.", "too large", "have been deleted"),
+    ),
+    "phone-zh": (
+        PHONE,
+        "zh",
+        "cn-2inch",
+        "blue",
+        "white",
+        (4 * 25.4, 6 * 25.4),
+        ("请先选择一张照片。", "文件太大", "已删除"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NO_SCRIPT))
 def test_without_javascript_the_form_posts_and_the_result_page_answers(
-    browser: Any, stack: Stack, artifacts: Path, photos: dict[str, Path]
+    browser: Any, stack: Stack, artifacts: Path, photos: dict[str, Path], case: str
 ) -> None:
-    context = _context(browser, DESKTOP, "en", java_script_enabled=False)
+    size, lang, spec, background, other, sheet_mm, texts = NO_SCRIPT[case]
+    missing, too_large, deleted = texts
+    context = _context(browser, size, lang, java_script_enabled=False)
     page = context.new_page()
     try:
         page.goto(stack.url + "/")
+        page.click("#submit")  # no photo: the form answers again, saying so
+        assert page.inner_text("#error") == missing
+        page.set_input_files("#photo", str(photos["large"]))
+        page.click("#submit")
+        assert too_large in page.inner_text("#gone-message")
+        page.goto(stack.url + "/")
         page.set_input_files("#photo", str(photos["me"]))
-        page.select_option("#spec", "uk-passport")
-        page.click("label.swatch[data-name=light-grey]")
+        page.select_option("#spec", spec)
+        page.click(f"label.swatch[data-name={background}]")
         page.click("#submit")  # Origin: null under no-referrer: the session token lets it in
         page.wait_for_url(re.compile(r"/jobs/"), timeout=30_000)
         _wait_result(page)  # the page refreshes itself until the photo is ready
-        shot(page, artifacts, "nojs-result-en-desktop")
-        _check_files(_downloads(page), "uk-passport", (4 * 25.4, 6 * 25.4))
+        shot(page, artifacts, f"nojs-result-{case}")
+        _check_files(_downloads(page), spec, sheet_mm)
         job = _job_id(page)
-        page.click("#recompose-form button[value=cream]")
+        page.click(f"#recompose-form button[value={other}]")
         page.wait_for_url(lambda url: job not in url)
         _wait_result(page)
-        assert page.get_attribute("#recompose-form button[value=cream]", "aria-pressed") == "true"
+        pressed = page.get_attribute(f"#recompose-form button[value={other}]", "aria-pressed")
+        assert pressed == "true"
         page.click("#delete")
         page.wait_for_selector("#gone-message")
-        assert "have been deleted" in page.inner_text("#gone-message")
+        assert deleted in page.inner_text("#gone-message")
     finally:
         context.close()
 
