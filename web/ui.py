@@ -382,6 +382,16 @@ def delete(job_id: str) -> tuple[str, int] | str:
     return render_template("gone.html", message=strings("")["deleted"], deleted=True)
 
 
+@bp.get("/swatches.css")
+def swatches_css() -> Response:
+    """The swatches' colours as a stylesheet (config.colours), so that they show without
+    script and without inline styles (the CSP allows neither)."""
+    rules = [f".chip-{name} {{ background-color: {NAMED_COLOURS[name]}; }}" for name in SWATCHES]
+    response = Response("\n".join(rules) + "\n", mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
 @bp.get("/api/docs")
 def docs() -> str:
     document = openapi_document(max_upload_bytes=state().settings.max_upload_bytes)

@@ -48,12 +48,6 @@
     });
   }
 
-  function paintChips() {
-    document.querySelectorAll(".chip[data-colour]").forEach(function (chip) {
-      chip.style.backgroundColor = chip.dataset.colour;
-    });
-  }
-
   // --- the form page ----------------------------------------------------------------------
 
   function initForm(form) {
@@ -336,7 +330,6 @@
     token = meta ? meta.content : "";
     var strings = $("strings");
     if (strings) { T = parse(strings.textContent); }
-    paintChips();
     var form = $("job-form");
     if (form) { initForm(form); }
     var job = $("job");
