@@ -1,6 +1,7 @@
 """The ``idphoto`` command: the embedded default (in-process pipeline, local files).
 
     idphoto make INPUT... --spec ID [--spec ID ...] [--background COLOUR] [--out DIR]
+    idphoto check PHOTO... --spec ID [--json]
     idphoto specs [--json]
     idphoto models fetch
 
@@ -347,13 +348,17 @@ def human_report(label: str, spec: PhotoSpec, report: dict[str, Any], photo_path
     ]
     failing = [c for c in report["checks"] if not c["pass"]]
     missed = [c for c in failing if c.get("level", "required") == "required"]
+    looks = [c for c in failing if c.get("level") == "review"]
     warned = [c for c in failing if c.get("level") == "advisory"]
-    if missed:
-        lines.append("  MISSED    " + "; ".join(_fmt_check(c) for c in missed))
-    else:
-        lines.append("  verdict   pass")
+    lines.append(f"  verdict   {report['verdict']}")
+    for c in missed:
+        lines.append(f"  FAIL      {_fmt_check(c)}: {c.get('message', '')}".rstrip(": "))
+    for c in looks:
+        lines.append(f"  REVIEW    {_fmt_check(c)}: {c.get('message', '')}".rstrip(": "))
     if warned:
         lines.append("  warning   " + "; ".join(_fmt_check(c) for c in warned))
+    for item in report.get("not_checked", []):
+        lines.append(f"  not checked: {item}")
     return "\n".join(lines)
 
 
@@ -431,7 +436,11 @@ def _process(
             spec.id,
             "ok" if ok else "unmet",
             "" if ok else "spec_unmet",
-            "" if ok else "missed: " + ", ".join(comp.report["failed"]),
+            ""
+            if ok
+            else "missed: " + ", ".join(comp.report["failed"])
+            if comp.report["failed"]
+            else "needs review: " + ", ".join(comp.report["review"]),
             EXIT_OK if ok else EXIT_SPEC,
             files,
         )
@@ -592,6 +601,84 @@ def _add_make_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_make)
 
 
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Check photos made elsewhere against a spec; exit 0 pass, 5 fail or review, 3/4 as make."""
+    from config.catalogue import parse_spec_arg
+    from pipeline.check import check_photo
+    from pipeline.examine import Declared
+
+    spec = parse_spec_arg(args.spec)
+    declared = Declared(
+        religious_head_covering=args.head_covering == "religious",
+        medical_head_covering=args.head_covering == "medical",
+        medical_glasses=args.medical_glasses,
+    )
+    try:
+        models = _Models(settings)
+    except FileNotFoundError as exc:
+        print(f"error: models: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    codes = []
+    for path in args.photos:
+        try:
+            report = check_photo(
+                path.read_bytes(),
+                spec,
+                models.detector,
+                models.landmarker,
+                max_pixels=settings.max_pixels,
+                declared=declared,
+            )
+        except IdPhotoError as exc:
+            codes.append(exit_code_for(exc))
+            if args.json:
+                print(json.dumps({"input": str(path), **exc.to_dict()}))
+            else:
+                print(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
+            continue
+        except OSError as exc:
+            codes.append(EXIT_INPUT)
+            print(f"{path}: unreadable: {exc}", file=sys.stderr)
+            continue
+        codes.append(EXIT_OK if report["verdict"] == "pass" else EXIT_SPEC)
+        if args.json:
+            print(json.dumps({"input": str(path), **report}))
+            continue
+        print(f"{path}: {report['verdict']} for {spec.name} ({spec.id})")
+        for c in report["checks"]:
+            mark = "ok  " if c["pass"] else ("FAIL" if c["level"] == "required" else c["level"])
+            words = c.get("message") or ""
+            print(f"  {mark:8} {c['check']:22} {c['value']!s:>12}  limit {c['limit']!s:14} {words}")
+        for item in report["not_checked"]:
+            print(f"  not checked: {item}")
+    return _worst(codes)
+
+
+def _add_check_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check photos made elsewhere against a spec (nothing is changed)",
+        description="Measure existing ID photos against a spec: size, dpi, KB, head height, "
+        "eye line, top margin, centring, background, and the examiner's checks. Exit 0: every "
+        "photo passes; 5: one fails or needs review; 3/4 as for make.",
+        parents=[common],
+    )
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument("--spec", required=True, metavar="ID", help="spec id, alias or custom:...")
+    p.add_argument("--json", action="store_true", help="one JSON report per photo (JSON lines)")
+    p.add_argument(
+        "--head-covering",
+        choices=("religious", "medical"),
+        help="a head covering worn for this reason (the rule is then a review item)",
+    )
+    p.add_argument(
+        "--medical-glasses",
+        action="store_true",
+        help="glasses worn for medical reasons with a signed statement (US)",
+    )
+    p.set_defaults(func=_cmd_check)
+
+
 # --- service processes -------------------------------------------------------------------------
 
 
@@ -731,6 +818,7 @@ def _add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 # Each adds one subcommand to the parser (``idphoto worker`` goes here too).
 SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     _add_make_parser,
+    _add_check_parser,
     _add_specs_parser,
     _add_models_parser,
     _add_worker_parser,
