@@ -99,6 +99,7 @@ IRIS = ModelArtefact(
     license="Apache-2.0",
 )
 
+
 @dataclass(frozen=True)
 class DerivedModel:
     """A model derived at set-up from a fetched one (idphoto.modelderive), deterministically:
@@ -111,16 +112,17 @@ class DerivedModel:
     sha256: str
     # The versions the hash was taken with (another onnx / onnxruntime may write other bytes).
     made_with: str = ""
+    size: int | None = None  # (is_present checks it when given)
 
 
-#: ISNet with every fp16 initialiser made fp32 and the Cast nodes removed (same outputs to
-#: ~4e-4; no casts at run time).
+#: ISNet with every fp16 initialiser made fp32, the Cast nodes removed (same outputs to ~4e-4;
+#: no casts at run time) and only the first output kept.
 ISNET_MEDIUM_FP32 = DerivedModel(
     name="isnet-imgly-medium-fp32",
     filename="isnet-imgly-medium-fp32.onnx",
     source="isnet-imgly-medium",
     precision="fp32",
-    sha256="",
+    sha256="6f36f2bb34269266caaea5e298dae41ce07c736b2dfb7e1128196978454d349b",
     made_with="onnx 1.23.2",
 )
 
@@ -131,7 +133,7 @@ ISNET_MEDIUM_INT8 = DerivedModel(
     filename="isnet-imgly-medium-int8.onnx",
     source="isnet-imgly-medium-fp32",
     precision="int8",
-    sha256="",
+    sha256="98c8dffae7d109855198e9ac0358dad6df74cbd88c6ac0150f4b3d0a4cd3b4db",
     made_with="onnx 1.23.2, onnxruntime 1.32.0",
 )
 

@@ -27,6 +27,10 @@ class Settings:
     # --- models -------------------------------------------------------------------------------
     models_dir: Path = Path("~/.cache/idphoto/models")
     segment_model: str = "isnet-imgly-medium"  # or any rembg model name (u2net, birefnet-portrait)
+    # Which ISNet file a worker runs: auto = int8 on a CPU with AVX-512 VNNI or AMX, fp32 on
+    # other CPUs, the fetched fp16 model on CUDA; or force one (fp32 also simulates a CPU
+    # without VNNI/AMX). fetched = fp16 = the model as fetched (fp16 weights cast on a CPU).
+    segment_precision: str = "auto"  # auto | int8 | fp32 | fp16 | fetched
     device: str = "auto"  # auto | cpu | cuda
     ort_threads: int = 0  # intra-op threads per model session; 0 = the process's share of cores
     # ONNX Runtime's intra-op threads spin between operators; off where the model shares its

@@ -5,13 +5,24 @@ device id, an optional memory limit, the ``kSameAsRequested`` arena strategy (no
 over-allocation on a fixed-size model) and the heuristic conv algorithm search (no minutes-long
 exhaustive search at start-up). Otherwise the CPU provider, with the intra-op thread count the
 worker was given.
+
+Which precision of a model a worker runs is chosen here too (`choose_precision`): int8 only where
+the CPU has the dot-product instructions ONNX Runtime's int8 kernels are fast with (AVX-512 VNNI,
+AMX); without them the u8s8 kernels are no win and can saturate, so fp32 there; on CUDA the
+fetched fp16 model, which the GPU runs natively.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+
+from config.models import DERIVED, ISNET_MEDIUM
+
+DEFAULT_MODEL = ISNET_MEDIUM.name
 
 
 def providers_for(
@@ -24,6 +35,8 @@ def providers_for(
     cuda_opts: dict[str, Any] = {
         "device_id": cuda_device_id,
         "arena_extend_strategy": "kSameAsRequested",
+        # HEURISTIC asks cuDNN for its pick per shape, once; EXHAUSTIVE (the default) would
+        # benchmark every algorithm for every new shape at start-up.
         "cudnn_conv_algo_search": "HEURISTIC",
         "do_copy_in_default_stream": True,
     }
@@ -47,3 +60,82 @@ def session_options(threads: int = 0, *, spinning: bool = True) -> ort.SessionOp
 
 def active_provider(session: ort.InferenceSession) -> str:
     return session.get_providers()[0]
+
+
+#: /proc/cpuinfo flags that make ONNX Runtime's int8 convolutions fast (u8s8 dot products).
+INT8_CPU_FLAGS = ("avx512_vnni", "amx_int8")
+PRECISIONS = ("auto", "int8", "fp32", "fp16", "fetched")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags (from ``cpuinfo`` text, else this machine's /proc/cpuinfo)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:  # not Linux: no flags known, so no int8
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def choose_precision(
+    requested: str, provider: str, flags: frozenset[str] | None = None
+) -> tuple[str, str]:
+    """``(precision, reason)`` a session on ``provider`` runs: ``fp16`` (the fetched model),
+    ``fp32`` or ``int8``. ``requested`` other than ``auto`` is obeyed as it is."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"segment precision must be one of {PRECISIONS}, got {requested!r}")
+    if requested == "fetched":
+        requested = "fp16"
+    if requested != "auto":
+        return requested, f"set: segment_precision={requested}"
+    if provider == "CUDAExecutionProvider":
+        return "fp16", "CUDA runs the fetched fp16 model natively"
+    have = sorted(set(INT8_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
+    if have:
+        return "int8", f"CPU has {'+'.join(have)}"
+    return "fp32", f"CPU has none of {'/'.join(INT8_CPU_FLAGS)}"
+
+
+#: precision -> file name in the models directory
+ISNET_FILES = {
+    "fp16": ISNET_MEDIUM.filename,
+    "fp32": DERIVED["isnet-imgly-medium-fp32"].filename,
+    "int8": DERIVED["isnet-imgly-medium-int8"].filename,
+}
+
+
+@dataclass(frozen=True)
+class IsnetChoice:
+    """Which ISNet file a session runs, and why (shown in logs, /readyz, `models list`)."""
+
+    precision: str  # fp16 (as fetched) | fp32 | int8
+    path: Path
+    provider: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "model": DEFAULT_MODEL,
+            "file": self.path.name,
+            "precision": self.precision,
+            "execution_provider": self.provider,
+            "reason": self.reason,
+        }
+
+
+def choose_isnet(
+    models_dir: Path,
+    *,
+    precision: str = "auto",
+    device: str = "auto",
+    flags: frozenset[str] | None = None,
+) -> IsnetChoice:
+    """The ISNet file a session with ``device`` on this CPU (or ``flags``) runs."""
+    first = providers_for(device)[0]
+    provider = first[0] if isinstance(first, tuple) else first
+    chosen, reason = choose_precision(precision, provider, flags)
+    return IsnetChoice(chosen, Path(models_dir) / ISNET_FILES[chosen], provider, reason)

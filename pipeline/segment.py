@@ -7,21 +7,48 @@ normalise in float32 with a fast area resize instead of float64 and LANCZOS (sam
 normalisation; ~0.1 s less per photo). Any other rembg model name (``u2net``,
 ``isnet-general-use``, ``birefnet-portrait``, ...) goes through ``rembg.new_session`` unchanged,
 wherever rembg can download it.
+
+ISNet comes in three files (config.models): as fetched (fp16 weights, cast to fp32 on a CPU at
+every run), fp32 and int8 (both derived at set-up). `choose_isnet` picks one for a provider and
+a CPU, in one place (`pipeline.runtime.choose_precision`); on CUDA the session binds its output
+on the device and copies back only the one mask it needs (the model has 12 outputs).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 from rembg.sessions.dis_custom import DisCustomSession
 
-from pipeline.runtime import providers_for, session_options
+from pipeline.runtime import (  # noqa: F401 - IsnetChoice, choose_isnet, ISNET_FILES re-exported
+    DEFAULT_MODEL,
+    ISNET_FILES,
+    IsnetChoice,
+    choose_isnet,
+    providers_for,
+    session_options,
+)
 
 ISNET_INPUT = 1024
-DEFAULT_MODEL = "isnet-imgly-medium"
+
+
+def isnet_input(rgb: np.ndarray, size: int = ISNET_INPUT) -> np.ndarray:
+    """The model's input tensor (1x3xSxS float32, (x/255 - 0.5)) for an RGB uint8 region."""
+    h, w = rgb.shape[:2]
+    interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
+    x = cv2.resize(rgb, (size, size), interpolation=interp)
+    x = (x.astype(np.float32) * (1.0 / 255.0) - 0.5).transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(x)
+
+
+def isnet_output(pred: np.ndarray) -> np.ndarray:
+    """The model's first output (SxS) min-max normalised to [0, 1], as rembg does."""
+    lo, hi = float(pred.min()), float(pred.max())
+    return (pred - lo) / max(hi - lo, 1e-6)
 
 
 class IsnetSession(DisCustomSession):
@@ -38,17 +65,30 @@ class IsnetSession(DisCustomSession):
     def name(cls, *args, **kwargs) -> str:
         return DEFAULT_MODEL
 
+    @property
+    def input_size(self) -> int:
+        side = self.inner_session.get_inputs()[0].shape[-1]
+        return side if isinstance(side, int) else ISNET_INPUT
+
+    def run_tensor(self, x: np.ndarray) -> np.ndarray:
+        """The raw first output (SxS float32) for an input tensor."""
+        sess = self.inner_session
+        inp = sess.get_inputs()[0].name
+        out = sess.get_outputs()[0].name
+        if sess.get_providers()[0] != "CUDAExecutionProvider":
+            return sess.run([out], {inp: x})[0][0, 0]
+        # IO binding: the input is copied up once, only the first output is computed into
+        # device memory and copied back (not the 11 side outputs, not through host buffers).
+        binding = sess.io_binding()
+        binding.bind_cpu_input(inp, x)
+        binding.bind_output(out, "cuda")
+        sess.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0][0, 0]
+
     def predict_array(self, rgb: np.ndarray) -> np.ndarray:
         """Float32 mask in [0, 1] at the input's size."""
         h, w = rgb.shape[:2]
-        interp = cv2.INTER_AREA if max(h, w) > ISNET_INPUT else cv2.INTER_LINEAR
-        x = cv2.resize(rgb, (ISNET_INPUT, ISNET_INPUT), interpolation=interp)
-        x = (x.astype(np.float32) * (1.0 / 255.0) - 0.5).transpose(2, 0, 1)[None]
-        inp = self.inner_session.get_inputs()[0].name
-        out = self.inner_session.get_outputs()[0].name
-        pred = self.inner_session.run([out], {inp: np.ascontiguousarray(x)})[0][0, 0]
-        lo, hi = float(pred.min()), float(pred.max())
-        pred = (pred - lo) / max(hi - lo, 1e-6)
+        pred = isnet_output(self.run_tensor(isnet_input(rgb, self.input_size)))
         return cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def predict(self, img: Image.Image, *args, **kwargs) -> list[Image.Image]:
@@ -59,13 +99,28 @@ class IsnetSession(DisCustomSession):
 class Segmenter:
     """A loaded segmentation model: ``mask(rgb) -> float32 HxW in [0, 1]``."""
 
-    def __init__(self, session, model: str) -> None:
+    def __init__(self, session: Any, model: str, choice: IsnetChoice | None = None) -> None:
         self.session = session
         self.model = model
+        self.choice = choice
 
     @property
     def provider(self) -> str:
         return self.session.inner_session.get_providers()[0]
+
+    @property
+    def precision(self) -> str:
+        return self.choice.precision if self.choice else "as fetched"
+
+    def describe(self) -> dict[str, str]:
+        """What this worker runs: model, file, precision, execution provider and why."""
+        if self.choice is None:
+            return {
+                "model": self.model,
+                "precision": "as fetched",
+                "execution_provider": self.provider,
+            }
+        return {**self.choice.as_dict(), "execution_provider": self.provider}
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         if isinstance(self.session, IsnetSession):
@@ -83,7 +138,11 @@ def load_segmenter(
     cuda_device_id: int = 0,
     cuda_mem_limit_mb: int = 0,
     spinning: bool = True,
+    precision: str = "auto",
+    model_path: Path | None = None,
 ) -> Segmenter:
+    """Load ``model``; for ISNet the file `choose_isnet` picks for ``precision`` (or
+    ``model_path``, a given ISNet file, for benchmarks of variants)."""
     opts = session_options(threads, spinning=spinning)
     providers = providers_for(
         device, cuda_device_id=cuda_device_id, cuda_mem_limit_mb=cuda_mem_limit_mb
@@ -91,10 +150,12 @@ def load_segmenter(
     if model == DEFAULT_MODEL:
         if models_dir is None:
             raise ValueError("models_dir is required for the bundled ISNet model")
-        path = Path(models_dir) / "isnet-imgly-medium.onnx"
-        session = IsnetSession(model, opts, model_path=str(path), providers=providers)
-    else:
-        from rembg import new_session
+        choice = choose_isnet(models_dir, precision=precision, device=device)
+        if model_path is not None:
+            choice = IsnetChoice("given", Path(model_path), choice.provider, "model_path given")
+        session = IsnetSession(model, opts, model_path=str(choice.path), providers=providers)
+        return Segmenter(session, model, choice)
+    from rembg import new_session
 
-        session = new_session(model, sess_opts=opts, providers=providers)
+    session = new_session(model, sess_opts=opts, providers=providers)
     return Segmenter(session, model)

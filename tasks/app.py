@@ -207,6 +207,15 @@ def _on_worker_init(
     _WORKER.update(settings=settings, queues=queues, concurrency=concurrency)
     if GPU_QUEUE not in queues and settings.worker_max_memory_mb > 0:
         conf.worker_max_memory_per_child = settings.worker_max_memory_mb * 1024  # KiB
+    if GPU_QUEUE in queues:
+        # Which model file and provider the children will load (chosen from the settings and
+        # this CPU, nothing loaded here): in the start log, and in `celery inspect conf`,
+        # which Flower shows as the worker's Config.
+        from tasks.services import services_for
+
+        choice = services_for(settings).segment_choice()
+        conf.idphoto_segment = choice
+        logger.info("segment worker runs %s", " ".join(f"{k}={v}" for k, v in choice.items()))
     if not settings.embedded:
         try:
             declare_topology(instance.app)

@@ -1,0 +1,165 @@
+"""The quality gate of the derived ISNet models, and the choice of which one a worker runs.
+
+The gate: a model a worker may run instead of the fp32 reference must give masks whose IoU
+against the reference's, at the model's resolution, has median >= 0.99 and worst >= 0.97 over
+real photos: the two test samples plus the corpus's CI subset where ``idphoto corpus fetch``
+has put it (the samples alone otherwise). None of these photos is in the calibration set
+(`idphoto.modelderive.CALIBRATION_PHOTOS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from config.models import DERIVED
+from config.settings import Settings
+from idphoto.modelderive import (
+    CALIBRATION_PHOTOS,
+    GATE_MEDIAN_IOU,
+    GATE_WORST_IOU,
+    mask_iou,
+    model_region,
+    model_table,
+)
+from idphoto.modelfetch import is_present
+from idphoto.samples import SAMPLES, sample_path
+from pipeline.runtime import ISNET_FILES, choose_isnet, choose_precision, cpu_flags, session_options
+from pipeline.segment import isnet_input, load_segmenter
+
+VNNI = frozenset({"avx2", "avx512f", "avx512_vnni"})
+AVX2 = frozenset({"avx2", "fma"})
+
+
+def _photos() -> list[Path]:
+    photos = [sample_path(name) for name in SAMPLES]
+    try:
+        from idphoto.corpus import CI_SUBSET, default_dir
+    except ImportError:  # the corpus step is not in this checkout yet
+        return photos
+    images = default_dir() / "images"
+    return photos + [images / n for n in CI_SUBSET if (images / n).is_file()]
+
+
+@pytest.fixture(scope="module")
+def inputs(detector) -> list[np.ndarray]:
+    return [isnet_input(model_region(p.read_bytes(), detector)) for p in _photos()]
+
+
+def _outputs(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    sess = ort.InferenceSession(str(path), session_options(2), providers=["CPUExecutionProvider"])
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    return [sess.run([out], {name: x})[0][0, 0] for x in inputs]
+
+
+@pytest.fixture(scope="module")
+def reference(models_dir: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    return _outputs(models_dir / ISNET_FILES["fp32"], inputs)
+
+
+def _gate(path: Path, inputs: list[np.ndarray], reference: list[np.ndarray]) -> None:
+    ious = [mask_iou(p, r) for p, r in zip(_outputs(path, inputs), reference, strict=True)]
+    median, worst = float(np.median(ious)), min(ious)
+    shown = ", ".join(f"{p.name}={i:.4f}" for p, i in zip(_photos(), ious, strict=True))
+    assert median >= GATE_MEDIAN_IOU and worst >= GATE_WORST_IOU, (
+        f"{path.name}: median IoU {median:.4f}, worst {worst:.4f} ({shown})"
+    )
+
+
+def test_derived_models_have_the_recorded_hashes(models_dir: Path) -> None:
+    for model in DERIVED.values():
+        assert model.sha256, f"{model.name}: no sha256 recorded in config.models"
+        assert is_present(models_dir, model), f"{models_dir / model.filename}: hash differs"
+
+
+def test_selected_model_passes_the_gate(
+    models_dir: Path, inputs: list[np.ndarray], reference: list[np.ndarray]
+) -> None:
+    """What a CPU worker on this machine runs (int8 with VNNI/AMX, else fp32)."""
+    _gate(choose_isnet(models_dir, device="cpu").path, inputs, reference)
+
+
+def test_fetched_model_passes_the_gate(
+    models_dir: Path, inputs: list[np.ndarray], reference: list[np.ndarray]
+) -> None:
+    """The fp32 conversion computes what the fetched model does (the reference is sound)."""
+    _gate(models_dir / ISNET_FILES["fp16"], inputs, reference)
+
+
+def test_choice_follows_the_cpu_and_the_setting() -> None:
+    assert choose_precision("auto", "CPUExecutionProvider", VNNI)[0] == "int8"
+    assert choose_precision("auto", "CPUExecutionProvider", frozenset({"amx_int8"}))[0] == "int8"
+    precision, reason = choose_precision("auto", "CPUExecutionProvider", AVX2)
+    assert (precision, reason) == ("fp32", "CPU has none of avx512_vnni/amx_int8")
+    assert choose_precision("auto", "CUDAExecutionProvider", AVX2)[0] == "fp16"
+    # The override: a VNNI machine told to run fp32 (a simulated CPU without VNNI) says so.
+    assert choose_precision("fp32", "CPUExecutionProvider", VNNI) == (
+        "fp32",
+        "set: segment_precision=fp32",
+    )
+    assert choose_precision("fetched", "CPUExecutionProvider", VNNI)[0] == "fp16"
+    with pytest.raises(ValueError):
+        choose_precision("int4", "CPUExecutionProvider", VNNI)
+
+
+def test_cpu_flags_are_read_from_cpuinfo() -> None:
+    text = "processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n\nprocessor\t: 1\nflags\t: fpu\n"
+    assert cpu_flags(text) == frozenset({"fpu", "avx2", "avx512_vnni"})
+    assert "fpu" in cpu_flags()  # this machine's /proc/cpuinfo
+
+
+def test_worker_with_fp32_override_loads_fp32(models_dir: Path) -> None:
+    seg = load_segmenter(models_dir=models_dir, device="cpu", threads=1, precision="fp32")
+    info = seg.describe()
+    assert info["file"] == DERIVED["isnet-imgly-medium-fp32"].filename
+    assert info["precision"] == "fp32"
+    assert info["execution_provider"] == "CPUExecutionProvider"
+    assert info["reason"] == "set: segment_precision=fp32"
+
+
+def test_models_list_marks_what_the_cpu_worker_loads(models_dir: Path) -> None:
+    settings = Settings.from_env(models_dir=models_dir, segment_precision="fp32")
+    rows = {r["name"]: r for r in model_table(settings)}
+    assert set(next(iter(rows.values()))) == {
+        "name",
+        "path",
+        "sha256",
+        "precision",
+        "execution_provider",
+        "selected",
+    }
+    assert rows["isnet-imgly-medium-fp32"]["selected"] is True
+    assert rows["isnet-imgly-medium-int8"]["selected"] is False
+    assert rows["isnet-imgly-medium"]["selected"] is False
+    assert rows["isnet-imgly-medium"]["precision"] == "fp16"
+    assert rows["isnet-imgly-medium-int8"]["precision"] == "int8"
+    assert rows["isnet-imgly-medium-fp32"]["precision"] == "fp32"
+
+
+def test_calibration_photos_are_not_evaluation_photos() -> None:
+    names = {Path(rel).name for rel in CALIBRATION_PHOTOS}
+    assert not names & {Path(rel).name for _, rel in SAMPLES.values()}
+
+
+def test_fp32_derivation_gives_the_recorded_bytes(models_dir: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from idphoto.modelderive import first_output_only, to_fp32
+    from idphoto.modelfetch import sha256_file
+
+    out = tmp_path / "fp32.onnx"
+    onnx.save(first_output_only(to_fp32(onnx.load(str(models_dir / ISNET_FILES["fp16"])))), out)
+    assert sha256_file(out) == DERIVED["isnet-imgly-medium-fp32"].sha256
+
+
+def test_readyz_shows_the_segment_model(tmp_path: Path) -> None:
+    from web import create_app
+
+    settings = Settings(storage_dir=tmp_path, rate_limit="", segment_precision="fp32")
+    body = create_app(settings).test_client().get("/readyz").get_json()
+    assert body["segment"]["precision"] == "fp32"
+    assert body["segment"]["execution_provider"] == "CPUExecutionProvider"
+    assert body["segment"]["reason"] == "set: segment_precision=fp32"
