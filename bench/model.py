@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--sizes", default="768,640", help="smaller inputs to measure (fp32)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N photos (0: all)")
+    ap.add_argument(
+        "--iou-skip", default="", help="models not compared over every photo (e.g. fp16)"
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
 
@@ -130,8 +133,31 @@ def main(argv: list[str] | None = None) -> int:
     speed = {k: round(statistics.mean(v), 3) for k, v in times.items()}
     ratio = {k: round(v / speed["fp16"], 3) for k, v in speed.items()}
 
+    skip = {k for k in args.iou_skip.split(",") if k}
+    ious: dict[str, list[float]] = {k: [] for k in variants if k != "fp32" and k not in skip}
+
+    def write(per_photo: list[dict[str, Any]]) -> dict[str, Any]:
+        result = {
+            "machine": {
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                "int8_flags": sorted({"avx512_vnni", "amx_int8"} & cpu_flags()),
+                "onnxruntime": ort.__version__,
+                "threads": args.threads,
+            },
+            "selected_on_this_cpu": choose_isnet(models, device="cpu").as_dict(),
+            "photos": len(per_photo),
+            "timed_photos": len(timed),
+            "model_s_per_photo": speed,
+            "ratio_to_fetched": ratio,
+            "iou_vs_fp32": {k: _summary(v) for k, v in ious.items() if v},
+            "per_photo": per_photo,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")  # after every photo
+        return result
+
     # Quality: every photo, every model against fp32 at 1024.
-    ious: dict[str, list[float]] = {k: [] for k in variants if k != "fp32"}
     per_photo: list[dict[str, Any]] = []
     for i, (name, region) in enumerate(inputs):
         ref = _run(sessions["fp32"], isnet_input(region))
@@ -141,26 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             ious[key].append(iou)
             row[key] = round(iou, 4)
         per_photo.append(row)
+        write(per_photo)
         print(f"[{i + 1}/{len(inputs)}] {row}", file=sys.stderr, flush=True)
-
-    result = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "int8_flags": sorted({"avx512_vnni", "amx_int8"} & cpu_flags()),
-            "onnxruntime": ort.__version__,
-            "threads": args.threads,
-        },
-        "selected_on_this_cpu": choose_isnet(models, device="cpu").as_dict(),
-        "photos": len(inputs),
-        "timed_photos": len(timed),
-        "model_s_per_photo": speed,
-        "ratio_to_fetched": ratio,
-        "iou_vs_fp32": {k: _summary(v) for k, v in ious.items()},
-        "per_photo": per_photo,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = write(per_photo)
     summary = {k: v for k, v in result.items() if k != "per_photo"}
     print(json.dumps(summary, indent=2))
     tmp.cleanup()
