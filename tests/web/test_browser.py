@@ -558,16 +558,19 @@ def test_without_javascript_the_form_posts_and_the_result_page_answers(
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_api_docs_page_is_accessible(
-    browser: Any, stack: Stack, axe_source: Path, size: str
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_pages_are_accessible_in_both_languages(
+    browser: Any, stack: Stack, axe_source: Path, size: str, lang: str
 ) -> None:
-    context = _context(browser, DESKTOP if size == "desktop" else PHONE, "en")
+    """The form, the API docs and the gone page, in each language at each size."""
+    context = _context(browser, DESKTOP if size == "desktop" else PHONE, lang)
     context.add_init_script(path=str(axe_source))
     page = context.new_page()
     try:
-        page.goto(stack.url + "/api/docs")
-        axe_clean(page, f"API docs, {size}")
-        page.goto(stack.url + "/api/docs?lang=zh")
-        axe_clean(page, f"API docs in Chinese, {size}")
+        for path in ("/", "/api/docs", "/jobs/no-such-job"):
+            page.goto(stack.url + path)
+            _no_overflow(page)
+            axe_clean(page, f"{path}, {lang}, {size}")
+        assert page.get_attribute("html", "lang") == ("zh-Hans" if lang == "zh" else "en")
     finally:
         context.close()

@@ -113,6 +113,17 @@ def test_embedded_default_serves_the_preview_and_every_download(
                 assert kind == "image/png" and image.mode == "RGBA"
             elif name == "sheet":
                 assert kind == "image/jpeg" and image.width > spec.width_px
+        # A dead link opened directly gets a page that says what to do, not JSON; the job's
+        # page, reloaded, signs fresh links.
+        job_page = page.url
+        photo_href = dict(links)["download-photo"]
+        dead = page.goto(photo_href.replace("signature=", "signature=0"))
+        assert dead is not None and dead.status == 403
+        assert dead.headers["content-type"].startswith("text/html")
+        assert "download link has expired" in page.inner_text("#gone-message")
+        page.goto(job_page)
+        fresh = page.get_attribute("#download-photo", "href")
+        assert fresh and requests.get(fresh, timeout=30).status_code == 200
         assert not errors, errors
     finally:
         context.close()
