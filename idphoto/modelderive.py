@@ -345,15 +345,29 @@ def passes_gate(ious: list[float]) -> bool:
 
 
 def with_input_size(model: onnx.ModelProto, size: int) -> onnx.ModelProto:
-    """``model`` with a square ``size`` input (ISNet's upsamplings take their sizes from the
-    tensors they join, so the graph runs at any size); to measure smaller inputs."""
+    """``model`` with a square ``size`` input, to measure smaller inputs: the export baked each
+    upsampling's target (H, W) in as constants for 1024, so they are scaled with it (rounded
+    up, as the ceil-mode poolings round)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    dims = m.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value = dims[3].dim_value = size
-    for out in m.graph.output:
-        odims = out.type.tensor_type.shape.dim
-        if len(odims) == 4:
-            odims[2].dim_value = odims[3].dim_value = size
-    del m.graph.value_info[:]
+    g = m.graph
+    scale = size / g.input[0].type.tensor_type.shape.dim[2].dim_value
+    for value in (g.input[0], *g.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            dims[2].dim_value = dims[3].dim_value = size
+    prod = {o: n for n in g.node for o in n.output}
+    for node in g.node:
+        if node.op_type != "Resize" or len(node.input) < 4 or not node.input[3]:
+            continue
+        concat = prod.get(node.input[3])
+        for name in concat.input if concat is not None and concat.op_type == "Concat" else ():
+            const = prod.get(name)
+            if const is None or const.op_type != "Constant":
+                continue
+            attr = const.attribute[0]
+            hw = numpy_helper.to_array(attr.t)
+            scaled = np.ceil(hw * scale).astype(hw.dtype)
+            attr.t.CopyFrom(numpy_helper.from_array(scaled, attr.t.name))
+    del g.value_info[:]
     return m
