@@ -57,6 +57,7 @@ SPECS = (
     "cn-2inch",
 )
 OUT = Path(__file__).resolve().parent / "results" / "corpus"
+OWN = ("crown_y", "chin_y", "eye_y")  # rows the pipeline reports, compared with the measured
 TILE_W, TILE_H, TEXT_H, COLS = 180, 230, 76, 8
 
 
@@ -74,6 +75,7 @@ class Result:
     verdict: str = ""  # the pipeline's own report verdict, for a produced photo
     failed: list[str] = field(default_factory=list)
     measured: dict[str, Any] | None = None
+    own: dict[str, float] | None = None  # the pipeline's own crown/chin/eye rows (its report)
     photo: str = ""
     agree: bool = True
     why: str = ""
@@ -221,6 +223,7 @@ class Runner:
                     verdict=comp.report["verdict"],
                     failed=list(comp.report["failed"]),
                     measured=m.to_dict(),
+                    own={k: comp.report["measures"].get(f"{k}_px") for k in OWN},
                     photo=str(dest),
                 )
             )
@@ -243,7 +246,19 @@ def summarise(results: list[Result]) -> dict[str, Any]:
     for r in results:
         key = "produced" if r.status == "produced" else f"{r.status}:{r.code}"
         by_label.setdefault(r.expect, Counter())[key] += 1  # type: ignore[arg-type]
+    offsets: dict[str, float | None] = {}
+    for key in OWN:  # measured minus the pipeline's own row, in % of H (median, produced photos)
+        diffs = [
+            100 * (r.measured[key] - r.own[key]) / r.measured["height"]
+            for r in results
+            if r.measured
+            and r.own
+            and r.measured.get(key) is not None
+            and r.own.get(key) is not None
+        ]
+        offsets[key] = round(float(np.median(diffs)), 2) if diffs else None
     return {
+        "offsets_pct_h": offsets,
         "ok": len(ok),
         "ok_produced": sum(r.status == "produced" for r in ok),
         "ok_in_bands": len(ok_in),
@@ -352,6 +367,13 @@ def print_report(by_spec: dict[str, list[Result]], summaries: dict[str, Any]) ->
         )
     print("targets: ok in bands >= 97 %, refused right >= 95 %, several people produced 0")
     print("(ok fail: ok photos in bands whose own report says fail; unmeas: a band not measured)")
+    print("measured minus the pipeline's own row, median % of H (+ = lower in the photo):")
+    for spec_id, s in summaries.items():
+        o = s["offsets_pct_h"]
+        print(
+            f"  {spec_id:<14} "
+            + "  ".join(f"{k} {'-' if v is None else f'{v:+.2f}'}" for k, v in o.items())
+        )
     for spec_id, results in by_spec.items():
         s = summaries[spec_id]
         print(f"\n== {spec_id}")
