@@ -171,6 +171,23 @@ def create_job() -> Response:
     return _accepted(submit(data, spec, background, options))
 
 
+@bp.post("/checks")
+def create_check() -> Response:
+    """Check an existing photo against a spec, synchronously (no segmentation: ~0.1 s)."""
+    data = read_photo()
+    spec = _text(request.form.get("spec"))
+    if not spec:
+        raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
+    options = _options(request.form.get("options"))
+    from tasks.checks import check_upload
+
+    report = check_upload(state().settings, data, spec, options)
+    metrics = state().metrics
+    if metrics is not None:
+        metrics.jobs_submitted.labels(kind="check").inc()
+    return jsonify(report)
+
+
 def _record(job_id: str) -> dict[str, Any]:
     record = _jobs().get_job(state().settings, job_id) if _JOB_ID.match(job_id) else None
     if record is None:

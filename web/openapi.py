@@ -82,6 +82,88 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": {
+            "/api/v1/checks": {
+                "post": {
+                    "operationId": "createCheck",
+                    "summary": "Check an existing photo",
+                    "description": (
+                        "Measure a photo that is already made (by a studio, a phone app, or this "
+                        "service) against a spec, without changing it: size, dpi, file size, "
+                        "head height, eye line, top margin, centring, background colour and "
+                        "uniformity, and the examiner's checks (eyes, mouth, expression, "
+                        "glasses, head covering, pose, light). Answered at once with a report "
+                        "whose verdict is pass, fail or review."
+                    ),
+                    "parameters": [_CSRF],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["photo", "spec"],
+                                    "properties": {
+                                        "photo": {"type": "string", "format": "binary"},
+                                        "spec": {"type": "string", "example": "us-passport"},
+                                        "options": {
+                                            "type": "string",
+                                            "description": (
+                                                'A JSON object: {"head_covering": "religious" | '
+                                                '"medical", "medical_glasses": true}.'
+                                            ),
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The check report.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["spec", "verdict", "checks", "measures"],
+                                        "properties": {
+                                            "spec": {"type": "string"},
+                                            "mode": {"type": "string", "enum": ["check"]},
+                                            "verdict": {
+                                                "type": "string",
+                                                "enum": ["pass", "fail", "review"],
+                                            },
+                                            "failed": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                            "review": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                            "checks": {
+                                                "type": "array",
+                                                "items": {"type": "object"},
+                                            },
+                                            "measures": {"type": "object"},
+                                            "not_checked": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "413": _error("file_too_large / image_too_large."),
+                        "415": _error("unsupported_image: the file is not an image we read."),
+                        "422": _error(
+                            "missing_photo, missing_spec, unknown_spec, bad_parameter, or a face "
+                            "problem: no_face, multiple_faces, face_too_small."
+                        ),
+                        **common_write,
+                    },
+                }
+            },
             "/api/v1/jobs": {
                 "post": {
                     "operationId": "createJob",

@@ -1,0 +1,55 @@
+"""Check mode behind the API: measure an uploaded photo against a spec, in the calling process.
+
+A check needs no segmentation: the face detector and the landmark model (a few MB each, a few
+tens of ms of CPU per photo) load once per process, on the first check, through the process's
+``Services``. The answer is the report of ``pipeline.check.check_photo``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.catalogue import parse_spec_arg
+from config.settings import Settings
+from pipeline.check import check_photo
+from pipeline.examine import Declared
+from tasks.services import services_for
+
+#: The declarations a client may make (options JSON): head covering reason, medical glasses.
+HEAD_COVERING_REASONS = ("religious", "medical")
+
+
+def declared_from(options: dict[str, Any] | None) -> Declared:
+    from pipeline.errors import BadParameter
+
+    options = options or {}
+    reason = options.get("head_covering")
+    if reason is not None and reason not in HEAD_COVERING_REASONS:
+        raise BadParameter(
+            "options.head_covering must be 'religious' or 'medical'.", param="options"
+        )
+    glasses = options.get("medical_glasses", False)
+    if not isinstance(glasses, bool):
+        raise BadParameter("options.medical_glasses must be true or false.", param="options")
+    return Declared(
+        religious_head_covering=reason == "religious",
+        medical_head_covering=reason == "medical",
+        medical_glasses=glasses,
+    )
+
+
+def check_upload(
+    settings: Settings, data: bytes, spec: str, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The check report of ``data`` against ``spec`` (domain errors propagate to the edge)."""
+    photo_spec = parse_spec_arg(spec)
+    declared = declared_from(options)
+    services = services_for(settings)
+    return check_photo(
+        data,
+        photo_spec,
+        services.detector,
+        services.landmarker,
+        max_pixels=settings.max_pixels,
+        declared=declared,
+    )
