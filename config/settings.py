@@ -83,6 +83,7 @@ class Settings:
     rate_limit_key_prefix: str = "idphoto"  # namespace of the limiter's counters in Redis
     trusted_proxy_hops: int = 0  # reverse proxies in front of the web app (X-Forwarded-*)
     log_level: str = "INFO"
+    env: str = "development"  # development | production (production refuses default secrets)
     public_url: str = "http://127.0.0.1:8000"
     flower_user: str = "admin"
     flower_password: str = "admin"

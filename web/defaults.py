@@ -3,14 +3,13 @@
 The default ``secret_key`` signs session cookies and local download links; the default Flower
 login (``admin``/``admin``) opens the task monitor. Both are fine on a laptop and wrong anywhere
 else. Every web process, ``idphoto serve`` and ``idphoto flower`` call `check_defaults`: it logs
-a loud warning per default in use, and with ``IDPHOTO_ENV=production`` raises
+a loud warning per default in use, and with ``env="production"`` (``IDPHOTO_ENV``) raises
 `InsecureDefaults` so that the process does not start.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 from config.settings import Settings
 
@@ -24,10 +23,9 @@ class InsecureDefaults(RuntimeError):
 
 
 def environment(settings: Settings) -> str:
-    """``development`` or ``production``: ``Settings.env`` where that field exists, else the
-    ``IDPHOTO_ENV`` variable (config/ has no such field yet; it belongs in Settings)."""
-    value = getattr(settings, "env", None) or os.environ.get("IDPHOTO_ENV", "")
-    return str(value).strip().lower() or "development"
+    """``development`` or ``production``, from ``Settings.env`` (``IDPHOTO_ENV``, read by
+    ``Settings.from_env`` only: the web layer never reads the environment itself)."""
+    return str(settings.env or "").strip().lower() or "development"
 
 
 def insecure_defaults(settings: Settings, *, secret: bool = True, flower: bool = True) -> list[str]:

@@ -278,15 +278,16 @@ def test_origin_null_without_a_session_token_is_refused(client: FlaskClient) -> 
 def test_default_secrets_warn_loudly_and_production_refuses_them(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("IDPHOTO_ENV", raising=False)
+    monkeypatch.setenv("IDPHOTO_ENV", "production")  # ignored: only Settings.from_env reads it
     defaults = Settings(storage_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="idphoto.web"):
         found = check_defaults(defaults)
     assert len(found) == 2
     assert sum("INSECURE DEFAULT" in r.getMessage() for r in caplog.records) == 2
-    monkeypatch.setenv("IDPHOTO_ENV", "production")
+    production = Settings.from_env({"IDPHOTO_ENV": "production"}, storage_dir=tmp_path)
+    assert production.env == "production"
     with pytest.raises(InsecureDefaults, match="IDPHOTO_SECRET_KEY"):
-        create_app(defaults)
+        create_app(production)
     fine = Settings(storage_dir=tmp_path, secret_key="x" * 40, flower_password="long-pass")
     assert check_defaults(fine) == []
 
