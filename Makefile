@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= out/demo
 DEMO_SPEC ?= us-passport
+# The astronaut portrait: Grace Hopper wears glasses, which a US passport photo may not show.
+DEMO_SAMPLE ?= astronaut
 
 .PHONY: setup venv models system-deps services demo test test-fast lint bench clean
 
@@ -30,7 +32,9 @@ services:
 	bash tools/services.sh
 
 demo: setup
-	$(VENV)/bin/idphoto make "$$($(PY) -m idphoto.samples grace_hopper)" --spec $(DEMO_SPEC) --out $(DEMO_OUT)
+	$(VENV)/bin/idphoto make "$$($(PY) -m idphoto.samples $(DEMO_SAMPLE))" --spec $(DEMO_SPEC) --out $(DEMO_OUT)
+	@echo
+	@echo "Open the web form: $(VENV)/bin/idphoto serve, then http://127.0.0.1:8000/ (English and 中文)"
 
 test: setup system-deps services
 	$(PY) -m pytest -q
