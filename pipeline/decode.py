@@ -10,6 +10,8 @@ Untrusted bytes come in; either a clean ``Decoded`` value or one of the input er
 3. for JPEG, ask libjpeg for a DCT-scaled decode (``draft``) when only ``max_side`` pixels are
    wanted: a 24 MP phone photo then decodes at 1/2..1/8 of the work and memory;
 4. force a full load, so a truncated file fails here instead of turning grey half-way down;
+   a JPEG cut and closed with an end marker decodes without an error, so its scans and its
+   last block are checked too (``_check_jpeg_complete``);
 5. normalise the colour mode (palette, 16-bit, CMYK, alpha) and convert an embedded ICC profile
    to sRGB; a broken profile is ignored, never fatal;
 6. downscale to ``max_side`` and apply the EXIF orientation last (both cheaper on fewer pixels).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -168,6 +171,8 @@ def decode(
             want = (max_side, 1) if raw_w >= raw_h else (1, max_side)
             img.draft("RGB", want)
         _load(img, fmt)
+        if fmt == "jpeg":
+            _check_jpeg_complete(data, img, raw_w)
     # Read only after load(): a PNG may carry eXIf after IDAT, and Pillow would load to find it.
     orientation = _orientation(img)
     up_w, up_h = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
@@ -247,6 +252,110 @@ def _load(img: Image.Image, fmt: str) -> None:
         raise
     except Exception as exc:
         raise _unsupported(fmt, exc) from None
+
+
+# A marker in entropy-coded data: 0xFF followed by anything but a stuffed 0x00, a restart marker
+# or another fill 0xFF.
+_JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_JPEG_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _check_jpeg_complete(data: bytes, img: Image.Image, raw_w: int) -> None:
+    """Refuse a JPEG whose scan data stops early, e.g. a cut upload closed with an end marker.
+
+    libjpeg only *warns* when the entropy-coded data runs into a marker too soon ("premature
+    end of data segment") and Pillow drops that warning: the missing blocks decode with all
+    coefficients zero, i.e. exact mid-grey, and a photo cut at 60 % came out ``done`` with the
+    body missing. Two checks without a second decoder: the scans present must cover every
+    component (and, progressive, every coefficient down to the last bit), and the last block
+    of a sequential file must not be that exact grey fill on an otherwise non-grey image.
+    """
+    scans = _jpeg_scans(data)
+    if scans is None:
+        return  # not parseable here; libjpeg decoded it, nothing more to say
+    progressive, components, sos = scans
+    if not sos:
+        raise _truncated("it has no scan data")
+    if progressive:
+        done: dict[int, set[int]] = {c: set() for c in components}
+        for ids, ss, se, _ah, al in sos:
+            if al == 0:
+                for c in ids:
+                    done.setdefault(c, set()).update(range(ss, se + 1))
+        if any(len(done[c]) < 64 for c in components):
+            raise _truncated("its progressive scans stop before the image is complete")
+        return
+    seen = {c for ids, *_ in sos for c in ids}
+    if not set(components) <= seen:
+        raise _truncated("a colour component has no scan")
+    if _ends_in_grey_fill(img, raw_w):
+        raise _truncated("its scan data stops before the last block")
+
+
+def _jpeg_scans(
+    data: bytes,
+) -> tuple[bool, list[int], list[tuple[list[int], int, int, int, int]]] | None:
+    """(progressive, component ids, scans as (ids, Ss, Se, Ah, Al)) from the marker structure."""
+    progressive = False
+    components: list[int] = []
+    sos: list[tuple[list[int], int, int, int, int]] = []
+    i, n = 2, len(data)
+    try:
+        while i + 4 <= n:
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:
+                i += 1
+                continue
+            if marker == 0xD9:
+                break
+            if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+                i += 2
+                continue
+            length = struct.unpack_from(">H", data, i + 2)[0]
+            seg = data[i + 4 : i + 2 + length]
+            if marker in _JPEG_SOF and not components:
+                progressive = marker in _JPEG_PROGRESSIVE
+                components = [seg[6 + 3 * k] for k in range(seg[5])]
+            elif marker == 0xDA:
+                count = seg[0]
+                ids = [seg[1 + 2 * k] for k in range(count)]
+                ss, se, a = seg[1 + 2 * count], seg[2 + 2 * count], seg[3 + 2 * count]
+                sos.append((ids, ss, min(se, 63), a >> 4, a & 0x0F))
+                found = _JPEG_MARKER.search(data, i + 2 + length)
+                if found is None:
+                    break
+                i = found.start()
+                continue
+            i += 2 + length
+    except (struct.error, IndexError):
+        return None
+    return progressive, components, sos
+
+
+def _ends_in_grey_fill(img: Image.Image, raw_w: int) -> bool:
+    """True when the bottom-right block is libjpeg's zero-coefficient fill (exactly 128 in every
+    channel) and the image is not flat grey throughout (a flat grey file is legitimate).
+
+    Only the block's bottom rows are looked at: chroma upsampling blends its top rows with the
+    (decoded) row of blocks above."""
+    if img.mode not in ("RGB", "L", "CMYK"):
+        return False
+    block = max(1, (8 * img.width) // max(raw_w, 1))
+    arr = np.asarray(img)
+    corner = arr[-max(1, block // 4) :, -block:]
+    fill = 127 if img.mode == "CMYK" and corner.size and int(corner.flat[0]) == 127 else 128
+    if not np.all(corner == fill):
+        return False
+    return not np.all(arr == fill)
+
+
+def _truncated(why: str) -> UnsupportedImage:
+    return UnsupportedImage(
+        f"The JPEG file is truncated: {why}. Upload the whole file again.", format="jpeg"
+    )
 
 
 def _unsupported(fmt: str, exc: BaseException) -> UnsupportedImage:

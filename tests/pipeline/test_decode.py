@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile
 
+from idphoto.samples import sample_path
 from pipeline import decode as decode_mod
 from pipeline.decode import Decoded, decode, sniff
 from pipeline.errors import BadParameter, ImageTooLarge, ImageTooSmall, UnsupportedImage
@@ -165,6 +166,29 @@ def test_truncated_is_rejected(fmt: str) -> None:
         with pytest.raises(UnsupportedImage):
             decode(data[:cut])
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+@pytest.mark.parametrize("sample", ["grace_hopper", "astronaut"])
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+@pytest.mark.parametrize("max_side", [None, 128], ids=["full", "draft"])
+def test_jpeg_cut_and_closed_with_end_marker_is_rejected(
+    sample: str, progressive: bool, max_side: int | None
+) -> None:
+    # libjpeg fills the missing blocks with grey and only warns; Pillow drops the warning.
+    photo = Image.open(sample_path(sample)).convert("RGB")
+    data = save(photo, "JPEG", quality=90, progressive=progressive)
+    assert decode(data, max_side=max_side).image.width > 0  # the whole file is fine
+    cut = data[: int(len(data) * 0.6)] + b"\xff\xd9"
+    with pytest.raises(UnsupportedImage) as info:
+        decode(cut, max_side=max_side)
+    assert info.value.code == "unsupported_image"
+    assert "truncated" in str(info.value)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_flat_mid_grey_jpeg_is_not_taken_for_a_truncated_one() -> None:
+    data = save(Image.new("RGB", (256, 256), (128, 128, 128)), "JPEG")
+    assert decode(data).image.getpixel((255, 255)) == (128, 128, 128)
 
 
 def test_one_pixel_is_too_small() -> None:
