@@ -354,3 +354,22 @@ def test_every_builtin_spec_has_a_chinese_name_and_search_terms() -> None:
     assert (
         get_spec("cn-1inch").name_zh == "一寸" and get_spec("schengen-visa").name_zh == "申根签证"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "custom:" + "9" * 5000 + "x45mm",
+        "custom:35x45mm@" + "3" * 5000,
+        "custom:35x45mm,kb=-" + "1" * 5000,
+        "us-passport" + " " * 100_000 + "x",
+        "no-such-spec-" + "z" * 400_000,
+    ],
+    ids=["width", "dpi", "kb", "spaces", "long-id"],
+)
+def test_overlong_spec_is_a_bad_parameter_without_echo(text: str) -> None:
+    # int() of more than 4,300 digits raises ValueError, which the API answered with a 500.
+    with pytest.raises(BadParameter) as exc:
+        parse_spec_arg(text)
+    assert exc.value.code == "bad_parameter"
+    assert len(str(exc.value)) < 200
