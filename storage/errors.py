@@ -36,5 +36,10 @@ class StorageUnavailable(StorageError):
     """
 
 
+class StorageFull(StorageError):
+    """The store has no space left (a full disk or quota): answered 507, and /readyz says not
+    ready until space is freed; retrying in seconds will not help."""
+
+
 class InvalidKey(StorageError, ValueError):
     """The key (or prefix) is not a safe, relative, '/'-separated name."""

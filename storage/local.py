@@ -14,6 +14,7 @@ with HMAC-SHA256 under the app's secret key; the app checks them with `verify_lo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import mimetypes
@@ -23,11 +24,29 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from storage.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
+from storage.errors import (
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 from storage.keys import content_disposition, resolve_expiry, validate_key, validate_prefix
 
 #: Temporary files of in-flight writes start with this; `list` skips them and keys may not use it.
 _TMP_PREFIX = ".idphoto-tmp-"
+#: Below this much free space the store says it is not ready: one upload (25 MB) and its
+#: outputs must still fit.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _write_error(key: str, exc: OSError) -> StorageError:
+    if exc.errno in _FULL_ERRNOS:
+        return StorageFull(f"cannot write {key!r}: no space left in the storage directory")
+    return StorageError(f"cannot write {key!r}: {exc}")
+
+
 #: Domain separation: the app's secret key also signs sessions, so link signatures get their own
 #: message format that no other use of the key can produce.
 _SIGNATURE_CONTEXT = "idphoto-local-presign-v1"
@@ -117,6 +136,12 @@ class LocalBlobStore:
             raise StorageUnavailable(f"storage directory {self.root} does not exist")
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageUnavailable(f"storage directory {self.root} is not writable")
+        fs = os.statvfs(self.root)
+        if fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
+            raise StorageFull(
+                f"storage directory {self.root} has {fs.f_bavail * fs.f_frsize} bytes free; "
+                f"{MIN_FREE_BYTES} are needed"
+            )
 
     # -- objects ---------------------------------------------------------------------------------
 
@@ -146,7 +171,7 @@ class LocalBlobStore:
             if isinstance(exc, IsADirectoryError):
                 raise StorageError(f"cannot store {key!r}: other objects live under it") from exc
             if isinstance(exc, OSError):
-                raise StorageError(f"cannot write {key!r}: {exc}") from exc
+                raise _write_error(key, exc) from exc
             raise
 
     def _temp_file(self, key: str, directory: Path) -> tuple[int, str]:
@@ -163,7 +188,7 @@ class LocalBlobStore:
                         f"cannot store {key!r}: a parent of it is an object"
                     ) from exc
             except OSError as exc:
-                raise StorageError(f"cannot write {key!r}: {exc}") from exc
+                raise _write_error(key, exc) from exc
         raise StorageError(f"cannot write {key!r}: its directory keeps disappearing")
 
     def _object_above(self, directory: Path) -> bool:

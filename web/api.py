@@ -126,12 +126,22 @@ def read_photo(field: str = "photo") -> bytes:
     return data
 
 
+#: The options object holds a few flags and a sheet name: a few hundred characters at most.
+_MAX_OPTIONS_CHARS = 4096
+
+
 def _options(raw: str | None) -> dict[str, Any] | None:
     if raw is None or not raw.strip():
         return None
+    if len(raw) > _MAX_OPTIONS_CHARS:
+        raise ApiError(
+            422,
+            "bad_parameter",
+            f"'options' is {len(raw)} characters long; at most {_MAX_OPTIONS_CHARS} are accepted.",
+        )
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested 100,000 deep
         raise ApiError(422, "bad_parameter", "'options' must be a JSON object.") from exc
     if not isinstance(value, dict):
         raise ApiError(422, "bad_parameter", "'options' must be a JSON object.")

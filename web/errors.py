@@ -13,14 +13,18 @@ Status codes:
     405 method_not_allowed
     413 file_too_large       the upload is above ``settings.max_upload_bytes``
     413 image_too_large      the image has more pixels than ``settings.max_pixels``
+    413 archive_too_large    a batch zip unpacks to more than a batch may hold
     415 unsupported_image    the bytes are not an image format we read (sniffed, not the name)
     422 bad_parameter/unknown_spec/missing_photo/no_face/...   a request we understood but refuse
     429 rate_limited         the client's request budget is spent (Retry-After)
     503 overloaded/unavailable  the GPU queue is too deep or a backend is down (Retry-After)
+    503 storage_failed       the store refused a write for another reason (Retry-After)
+    507 insufficient_storage the store has no space left (a full disk)
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -36,7 +40,13 @@ from pipeline.errors import (
     SpecUnmet,
     UnsupportedImage,
 )
-from storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
+from storage.errors import (
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 from web.messages import error_text
 
 logger = logging.getLogger("idphoto.web")
@@ -145,7 +155,12 @@ def _handle_api_error(exc: ApiError) -> Response:
 
 #: Domain errors defined outside the pipeline (tasks.jobs), matched by their stable code so
 #: that this module imports no Celery.
-_CODE_STATUS = {"unknown_job": 404, "unknown_batch": 404, "input_expired": 410}
+_CODE_STATUS = {
+    "unknown_job": 404,
+    "unknown_batch": 404,
+    "input_expired": 410,
+    "archive_too_large": 413,
+}
 
 
 def _handle_domain_error(exc: IdPhotoError) -> Response:
@@ -187,7 +202,27 @@ def _handle_storage_unavailable(exc: StorageUnavailable) -> Response:
     return _handle_api_error(unavailable("unavailable", "Storage is unavailable; try again soon."))
 
 
+def _handle_storage_full(exc: StorageFull) -> Response:
+    logger.error("storage full: %s", exc)
+    return error_response(
+        507,
+        "insufficient_storage",
+        "The server has no space left to store photos; please try again later.",
+        {"Retry-After": str(RETRY_AFTER_S * 12)},
+    )
+
+
+def _handle_storage_error(exc: StorageError) -> Response:
+    logger.error("storage failed: %s", exc)
+    return _handle_api_error(
+        unavailable("storage_failed", "The server could not store the photo; try again soon.")
+    )
+
+
 def _handle_unexpected(exc: Exception) -> Response:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk under the file job store (embedded mode) is the store's 507 too.
+        return _handle_storage_full(StorageFull(str(exc)))
     logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
@@ -200,6 +235,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ObjectNotFound, _handle_not_found)
     app.register_error_handler(InvalidKey, _handle_not_found)
     app.register_error_handler(StorageUnavailable, _handle_storage_unavailable)
+    app.register_error_handler(StorageFull, _handle_storage_full)
+    app.register_error_handler(StorageError, _handle_storage_error)
     app.register_error_handler(Exception, _handle_unexpected)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["TRAP_HTTP_EXCEPTIONS"] = False
