@@ -120,5 +120,6 @@ def strings(limit_mb: str) -> dict[str, Any]:
         "no_match": _("No document matches: try a country, a size such as 35x45, or 一寸."),
         "camera_error": _("The camera could not be opened. Choose a photo instead."),
         "recomposing": _("Changing the background…"),
+        "checking": _("Checking your photo…"),
         "deleted": _("Your photo and its files have been deleted."),
     }

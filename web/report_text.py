@@ -30,6 +30,9 @@ EXAMINER_CHECKS = {
     "head_covering": lazy_gettext("hats or head coverings"),
     "hair_over_face": lazy_gettext("hair or objects covering the face"),
     "face_shadows": lazy_gettext("shadows on the face or behind you"),
+    # Never measured (no model for them): always listed, as the pipeline's report says.
+    "headphones": lazy_gettext("headphones and other devices over the ears"),
+    "lens_reflections": lazy_gettext("frames over the eyes and reflections on the lenses"),
 }
 
 #: Examiner checks (pipeline/examine.py) whose values are cues, not measures a person reads:
@@ -90,6 +93,14 @@ _EXAMINER_TEXT = {
 }
 
 
+#: Framing checks: an uploaded photo that fails them is best cropped again (our form does it).
+_FRAMING = frozenset({"head_height", "eye_line_from_bottom", "top_margin", "horizontal_centring"})
+_FRAMING_ADVICE = lazy_gettext(
+    "Crop the photo again to these rules, or make your ID photo from this picture with our "
+    "form: it crops and sizes it for you."
+)
+
+
 def _num(value: Any, digits: int = 1) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
@@ -112,10 +123,78 @@ def _band_text(value: Any, limit: Any, height_mm: float | None) -> dict[str, str
     return {"value": _pct(value), "limit": str(limit)}
 
 
-def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str] | None:
-    """(sentence, advice when failed) for a known check id, else None."""
+def _dpi(value: Any) -> str:
+    """A file's stored resolution: ``[300, 300]`` reads as 300, ``[300, 72]`` as 300×72."""
+    if isinstance(value, list | tuple):
+        parts = list(dict.fromkeys(_num(v, 0) for v in value))
+        return "×".join(parts)
+    return _num(value, 0)
+
+
+def _colours(limit: Any) -> str:
+    names = limit if isinstance(limit, list | tuple) else [limit]
+    return _(", ").join(colour_name(str(n)) for n in names if n)
+
+
+def _checked_file(cid: str, check: dict[str, Any]) -> tuple[str, str] | None:
+    """Sentences for a photo checked as it is (check mode): what to change in the file itself,
+    not "try again", which is for a photo this service made."""
+    value, limit = check.get("value"), check.get("limit")
+    if cid in ("width_px", "height_px"):
+        text = (
+            _("Width: %(value)s pixels (required %(limit)s).", value=value, limit=limit)
+            if cid == "width_px"
+            else _("Height: %(value)s pixels (required %(limit)s).", value=value, limit=limit)
+        )
+        return text, _(
+            "Make your ID photo from this picture with our form: it crops and sizes it for you."
+        )
+    if cid == "dpi":
+        return (
+            _(
+                "Resolution stored in the file: %(value)s dpi (required %(limit)s).",
+                value=_dpi(value),
+                limit=limit,
+            ),
+            _(
+                "Save the file with %(limit)s dpi (most photo editors can), or use our form.",
+                limit=limit,
+            ),
+        )
+    return None
+
+
+def _sentences(
+    check: dict[str, Any],
+    height_mm: float | None,
+    *,
+    checked: bool = False,
+    declared: frozenset[str] = frozenset(),
+) -> tuple[str, str] | None:
+    """(sentence, advice when failed) for a known check id, else None. ``checked``: the report
+    is of an uploaded photo checked as it is; ``declared``: what the visitor declared
+    (``head_covering``, ``medical_glasses``)."""
     cid = check.get("check") or check.get("id")
     value, limit = check.get("value"), check.get("limit")
+    if cid == "head_covering" and "head_covering" in declared and not check.get("pass"):
+        return (
+            _(
+                "You declared a head covering for religious or medical reasons: the whole face, "
+                "from the chin to the forehead and both edges, must stay visible."
+            ),
+            _("Make sure the covering hides no part of the face and casts no shadow on it."),
+        )
+    if checked and cid in ("width_px", "height_px", "dpi"):
+        return _checked_file(str(cid), check)
+    if cid == "format":
+        return (
+            _(
+                "File format: %(value)s (required %(limit)s).",
+                value=str(value or "?").upper(),
+                limit=str(limit or "?").upper(),
+            ),
+            _("Save the photo as %(limit)s, or make it with our form.", limit=str(limit).upper()),
+        )
     if cid in _EXAMINER_TEXT:
         ok, bad, todo = _EXAMINER_TEXT[cid]
         if check.get("pass", check.get("passed")):
@@ -182,6 +261,16 @@ def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str
             _("Faces found: %(value)s (exactly one is required).", value=value),
             _("Use a photo of just one person."),
         )
+    if cid == "background" and value is None:
+        return (
+            _(
+                "The background is not one plain colour (accepted: %(limit)s).",
+                limit=_colours(limit),
+            ),
+            _(
+                "Stand in front of a plain wall, or make the photo with our form: it replaces the background."
+            ),
+        )
     if cid == "background":
         name = colour_name(_HEX_NAMES.get(str(value).lower(), str(value)))
         return (
@@ -208,7 +297,9 @@ def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str
         window = " – ".join(f"{_num(x / 1024, 0)} KB" if x else "…" for x in (lo, hi))
         return (
             _("File size: %(value)s KB (allowed %(limit)s).", value=kb, limit=window),
-            _("Try a photo with less fine detail in the background."),
+            _("Save the JPEG again at a quality that brings it inside this window.")
+            if checked
+            else _("Try a photo with less fine detail in the background."),
         )
     if cid == "horizontal_centring":
         return (
@@ -267,10 +358,17 @@ def _sentences(check: dict[str, Any], height_mm: float | None) -> tuple[str, str
     return None
 
 
-def describe(report: dict[str, Any] | None, height_mm: float | None = None) -> dict[str, Any]:
+def describe(
+    report: dict[str, Any] | None,
+    height_mm: float | None = None,
+    declared: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """The report as plain sentences: ``{"verdict", "headline", "items", "not_checked"}``.
 
-    Each item: ``{"id", "status" (pass | fail | advice | review), "sentence", "advice"}``.
+    Each item: ``{"id", "status" (pass | fail | advice | review), "sentence", "advice"}``. A
+    check-mode report (``mode: "check"``, an uploaded photo measured as it is) gets advice about
+    the file itself; ``declared`` names what the visitor declared (``head_covering``,
+    ``medical_glasses``).
     """
     if not isinstance(report, dict) or not isinstance(report.get("checks"), list):
         return {"verdict": None, "headline": "", "items": [], "not_checked": []}
@@ -283,13 +381,16 @@ def describe(report: dict[str, Any] | None, height_mm: float | None = None) -> d
         seen.add(cid)
         passed = bool(check.get("pass", check.get("passed")))
         level = check.get("level")
-        known = _sentences(check, height_mm)
+        checked = report.get("mode") == "check"
+        known = _sentences(check, height_mm, checked=checked, declared=declared)
         if known is None:
             sentence = str(check.get("message") or cid.replace("_", " "))
             advice = str(check.get("advice") or "")
         else:
             sentence, advice = known
-            if check.get("estimate"):
+            if checked and cid in _FRAMING:
+                advice = str(_FRAMING_ADVICE)
+            if check.get("estimate") or (check.get("heuristic") and not passed):
                 sentence += " " + _("(an estimate)")
         items.append(
             {

@@ -1,4 +1,5 @@
-"""The browser pages: the form (``/``), a job's page (``/jobs/<id>``) and the API docs.
+"""The browser pages: the form (``/``), a job's page (``/jobs/<id>``), "check my existing
+photo" (``/check``) and the API docs.
 
 Every page works without JavaScript: the form posts to ``/make`` and is redirected to the job's
 page, which refreshes itself until the photo is ready and then shows the photo, the downloads,
@@ -73,6 +74,12 @@ def _jobs() -> ModuleType:
     from tasks import jobs  # on first use: serving the form needs no Celery
 
     return jobs
+
+
+def _checks() -> ModuleType:
+    from tasks import checks  # on first use, as web/api.py does: the models load on a check
+
+    return checks
 
 
 def _size_label(spec: Any) -> str:
@@ -209,6 +216,7 @@ def _form_context(error: str | None = None, values: dict[str, str] | None = None
         "max_upload_bytes": settings.max_upload_bytes,
         "max_upload_mb": limit_mb,
         "spec_info": spec_info,
+        "with_custom": True,  # the picker offers "Custom size…" (the check page does not)
         "strings": strings(limit_mb),
         "error": error,
         "values": values,
@@ -218,6 +226,69 @@ def _form_context(error: str | None = None, values: dict[str, str] | None = None
 @bp.get("/")
 def index() -> str:
     return render_template("index.html", **_form_context())
+
+
+#: Head-covering declarations the check page offers (tasks.checks.HEAD_COVERING_REASONS).
+HEAD_COVERING = ("religious", "medical")
+
+
+def _declarations(form: Any) -> dict[str, Any]:
+    """The check page's declarations as the check's options (unknown values are ignored)."""
+    options: dict[str, Any] = {}
+    if form.get("head_covering") in HEAD_COVERING:
+        options["head_covering"] = form.get("head_covering")
+    if form.get("medical_glasses"):
+        options["medical_glasses"] = True
+    return options
+
+
+def _check_page(
+    report: dict[str, Any] | None = None,
+    spec: Any = None,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+) -> str:
+    ctx = _form_context(error, values)
+    declared = frozenset(k for k in ("head_covering", "medical_glasses") if (values or {}).get(k))
+    described = describe(report, spec.height_mm if spec else None, declared) if report else None
+    ctx.update(
+        with_custom=False,
+        result=described,
+        fixes=[i for i in described["items"] if i["status"] != "pass"] if described else [],
+        result_spec=(i18n.spec_name(spec) + " · " + _size_label(spec)) if spec else "",
+    )
+    return render_template("check.html", **ctx)
+
+
+@bp.get("/check")
+def check_page() -> str:
+    """ "Check my existing photo": an uploaded photo measured against a document as it is."""
+    return _check_page()
+
+
+@bp.post("/check")
+def check() -> tuple[str, int] | str:
+    """The check form, with or without script: the same page with the result under it (the
+    script swaps the result in). The check runs here, in the web process, as
+    ``POST /api/v1/checks`` does (no segmentation: a fraction of a second)."""
+    check_csrf(current_app._get_current_object())  # type: ignore[attr-defined]
+    form = request.form
+    values = {k: form.get(k, "") for k in ("spec", "head_covering", "medical_glasses")}
+    limit_mb = f"{state().settings.max_upload_bytes / (1024 * 1024):g}"
+    try:
+        data = read_photo("photo")
+        spec_text = (form.get("spec") or "").strip()
+        if not spec_text or spec_text == "custom":
+            raise ApiError(422, "missing_spec", "Choose a document.")
+        spec = parse_spec_arg(spec_text)
+        report = _checks().check_upload(state().settings, data, spec_text, _declarations(form))
+    except (ApiError, IdPhotoError) as exc:
+        status = exc.status if isinstance(exc, ApiError) else 422
+        return _check_page(error=error_text(exc.code, limit_mb), values=values), status
+    metrics = state().metrics
+    if metrics is not None:
+        metrics.jobs_submitted.labels(kind="check").inc()
+    return _check_page(report, spec, values=values)
 
 
 def custom_spec_text(form: Any) -> str:

@@ -110,31 +110,6 @@
       }
     }
 
-    function filterSpecs() {
-      var q = $("spec-search").value.trim().toLowerCase().replace(/[×*]/g, "x");
-      var words = q.split(/\s+/).filter(Boolean);
-      var shown = 0, first = null, selectedVisible = false;
-      spec.querySelectorAll("option").forEach(function (opt) {
-        var hay = (opt.dataset.search || "") + " " + opt.textContent.toLowerCase();
-        var hit = words.every(function (w) { return hay.indexOf(w) >= 0; });
-        opt.hidden = !hit;
-        opt.disabled = !hit;
-        if (hit) {
-          shown += 1;
-          if (!first) { first = opt; }
-          if (opt.selected) { selectedVisible = true; }
-        }
-      });
-      spec.querySelectorAll("optgroup").forEach(function (g) {
-        g.hidden = !g.querySelector("option:not([hidden])");
-      });
-      $("spec-count").textContent = shown ? fmt(T.matches, { n: shown }) : T.no_match;
-      if (!selectedVisible && first) {
-        spec.value = first.value;
-        orderBackgrounds(true);
-      }
-    }
-
     function customSpec() {
       var w = $("custom-width").value.trim(), h = $("custom-height").value.trim();
       return w && h;
@@ -194,8 +169,7 @@
     customColour.addEventListener("click", function () { $("bg-custom").checked = true; });
 
     spec.addEventListener("change", function () { orderBackgrounds(true); });
-    $("spec-search-box").hidden = false;
-    $("spec-search").addEventListener("input", filterSpecs);
+    initPicker(spec, function () { orderBackgrounds(true); });
     orderBackgrounds(false);
 
     preview.addEventListener("error", function () { preview.hidden = true; });  // HEIC: no preview
@@ -212,6 +186,92 @@
     });
     form.addEventListener("submit", submit);
     initCamera(setFile);
+  }
+
+  // --- the document picker (the form and the check page) ------------------------------------
+
+  // Show the search box; typing hides the documents that do not match, in either language.
+  // `picked` runs when the search moves the choice to the first match.
+  function initPicker(spec, picked) {
+    function filterSpecs() {
+      var q = $("spec-search").value.trim().toLowerCase().replace(/[×*]/g, "x");
+      var words = q.split(/\s+/).filter(Boolean);
+      var shown = 0, first = null, selectedVisible = false;
+      spec.querySelectorAll("option").forEach(function (opt) {
+        var hay = (opt.dataset.search || "") + " " + opt.textContent.toLowerCase();
+        var hit = words.every(function (w) { return hay.indexOf(w) >= 0; });
+        opt.hidden = !hit;
+        opt.disabled = !hit;
+        if (hit) {
+          shown += 1;
+          if (!first) { first = opt; }
+          if (opt.selected) { selectedVisible = true; }
+        }
+      });
+      spec.querySelectorAll("optgroup").forEach(function (g) {
+        g.hidden = !g.querySelector("option:not([hidden])");
+      });
+      $("spec-count").textContent = shown ? fmt(T.matches, { n: shown }) : T.no_match;
+      if (!selectedVisible && first) {
+        spec.value = first.value;
+        picked();
+      }
+    }
+    $("spec-search-box").hidden = false;
+    $("spec-search").addEventListener("input", filterSpecs);
+  }
+
+  // --- the check page -----------------------------------------------------------------------
+
+  // The same post as without script, sent in the background: the server's page comes back and
+  // its result (or error) replaces this one's, and focus moves to it.
+  function initCheck(form) {
+    var specInfo = parse(form.dataset.specs || "{}");
+    var spec = $("spec"), button = $("check-submit"), status = $("check-status");
+    var maxBytes = parseInt(form.dataset.maxBytes, 10);
+
+    function detail() {
+      var info = specInfo[spec.value];
+      $("spec-detail").textContent = info ? info.detail : "";
+    }
+    spec.addEventListener("change", detail);
+    initPicker(spec, detail);
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      clearError();
+      var file = $("photo").files[0];
+      if (!file) { showError(errorText("missing_photo")); return; }
+      if (file.size > maxBytes) { showError(errorText("file_too_large")); return; }
+      button.disabled = true;
+      status.textContent = T.checking;
+      fetch(form.action, {
+        method: "POST", credentials: "same-origin", body: new FormData(form),
+        headers: { "Accept": "text/html", "X-CSRF-Token": token }
+      }).then(function (r) {
+        return r.text().then(function (html) { return { status: r.status, html: html }; });
+      }).then(function (r) {
+        button.disabled = false;
+        status.textContent = "";
+        var page = new DOMParser().parseFromString(r.html, "text/html");
+        var box = page.getElementById("check-result-box"), error = page.getElementById("error");
+        if (!box) { showError(errorText("generic")); return; }
+        $("check-result-box").innerHTML = box.innerHTML;
+        if (error && !error.hidden && error.textContent.trim()) {
+          showError(error.textContent.trim());
+          return;
+        }
+        var result = $("check-result");
+        if (result) {
+          result.focus({ preventScroll: true });
+          result.scrollIntoView({ block: "start" });
+        }
+      }).catch(function () {
+        button.disabled = false;
+        status.textContent = "";
+        showError(errorText("upload_failed"));
+      });
+    });
   }
 
   // A live camera view with a head-oval guide, where the browser offers getUserMedia.
@@ -332,6 +392,8 @@
     if (strings) { T = parse(strings.textContent); }
     var form = $("job-form");
     if (form) { initForm(form); }
+    var check = $("check-form");
+    if (check) { initCheck(check); }
     var job = $("job");
     if (job) { initJob(job); }
   }
