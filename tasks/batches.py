@@ -11,63 +11,174 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import posixpath
+import re
 import secrets
 import time
 import zipfile
+import zlib
 from typing import Any
 
 from config.settings import Settings
-from pipeline.errors import BadParameter, IdPhotoError, UnsupportedImage
+from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
 from tasks.jobs import get_job, submit_job, validate_request
 from tasks.services import services_for
 
 MAX_MEMBERS = 50
+#: A member that unpacks to more than this many times its compressed size is a zip bomb (real
+#: photos barely compress; an uncompressed BMP or TIFF portrait a few times).
+MAX_COMPRESSION_RATIO = 100
+#: All members together may unpack to at most this many uploads' worth of bytes.
+MAX_TOTAL_UPLOADS = 10
 TERMINAL = ("done", "failed")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp")
+# What a zip member's bytes can fail with while they are inflated: a bad CRC or local header
+# (BadZipFile), corrupt deflate data (zlib.error), a member cut short (EOFError), an encrypted
+# member (RuntimeError), a method zipfile lacks, e.g. deflate64 (NotImplementedError).
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    OSError,
+    ValueError,
+    lzma.LZMAError,
+)
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 
 
 class BatchNotFound(IdPhotoError):
     code = "unknown_batch"
 
 
+class ArchiveTooLarge(IdPhotoError):
+    """The zip unpacks to more than a batch may hold (answered 413)."""
+
+    code = "archive_too_large"
+
+
 def _manifest_key(batch_id: str) -> str:
     return f"batches/{batch_id}/manifest.json"
 
 
-def _members(data: bytes, settings: Settings) -> list[tuple[str, bytes]]:
+def safe_name(name: str) -> str:
+    """A member's name as a plain file name on every OS: backslashes are separators too, drive
+    letters, ``.`` and ``..`` go, only the last part is kept ("" when nothing is left).
+
+    ``a\\..\\..\\Users\\Public\\evil.jpg`` came back in results.zip as a Windows traversal
+    path; ``..\\..\\x.jpg`` looked like a hidden file and was dropped.
+    """
+    parts = [p for p in _WINDOWS_DRIVE.sub("", name.replace("\\", "/")).split("/")]
+    parts = [p.strip() for p in parts if p.strip() not in ("", ".", "..")]
+    if not parts:
+        return ""
+    return _UNSAFE_CHARS.sub("_", parts[-1]).strip(" .")[:200]
+
+
+def _open_archive(data: bytes) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
         raise UnsupportedImage("The batch upload is not a zip archive.") from exc
-    infos = [
-        i
-        for i in archive.infolist()
-        if not i.is_dir()
-        and not posixpath.basename(i.filename).startswith(".")
-        and "__MACOSX" not in i.filename
-    ]
-    if not infos:
+
+
+def _skip_reason(info: zipfile.ZipInfo, name: str) -> str | None:
+    """Why a member is not a photo at all (folders are not listed anywhere)."""
+    parts = info.filename.replace("\\", "/").split("/")
+    if "__MACOSX" in parts:
+        return "macOS resource data (__MACOSX), not a photo"
+    if not name:
+        return "the name has no file part"
+    if parts[-1].strip().startswith(".") and parts[-1].strip() not in (".", ".."):
+        return "a hidden file, not a photo"
+    return None
+
+
+def count_members(data: bytes) -> int:
+    """How many files the zip holds (folders aside): checked against ``MAX_MEMBERS`` before the
+    queue admission, so a too-large batch is a 422 and never a 503 that clients retry."""
+    return sum(not i.is_dir() for i in _open_archive(data).infolist())
+
+
+def _plan(
+    archive: zipfile.ZipFile, settings: Settings
+) -> tuple[list[tuple[zipfile.ZipInfo, str]], list[dict[str, str]]]:
+    """The members to submit with their safe, unique names, and those skipped with a reason;
+    refuses the whole batch on the declared sizes before a single byte is inflated (zipfile
+    never returns more than the declared size, and a lying CRC fails that member)."""
+    files = [i for i in archive.infolist() if not i.is_dir()]
+    if not files:
         raise BadParameter("The zip archive holds no files.", parameter="archive")
-    if len(infos) > MAX_MEMBERS:
+    if len(files) > MAX_MEMBERS:
         raise BadParameter(
-            f"The zip archive holds {len(infos)} files; at most {MAX_MEMBERS} per batch.",
+            f"The zip archive holds {len(files)} files; at most {MAX_MEMBERS} per batch.",
             parameter="archive",
+            max_members=MAX_MEMBERS,
         )
-    total = 0
-    out: list[tuple[str, bytes]] = []
-    for info in infos:
-        # Declared sizes first (cheap), then the real bytes read with a cap: a zip bomb can lie.
-        if info.file_size > settings.max_upload_bytes:
-            out.append((info.filename, b""))
+    limit = MAX_TOTAL_UPLOADS * settings.max_upload_bytes
+    total = sum(i.file_size for i in files if i.file_size <= settings.max_upload_bytes)
+    if total > limit:
+        raise ArchiveTooLarge(
+            f"The zip archive unpacks to {total} bytes; a batch may hold at most {limit}.",
+            limit_bytes=limit,
+        )
+    for info in files:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1024 * 1024 and ratio > MAX_COMPRESSION_RATIO:
+            raise BadParameter(
+                f"{safe_name(info.filename) or 'A member'} unpacks to {ratio:.0f} times its "
+                f"compressed size (at most {MAX_COMPRESSION_RATIO}): this is not a zip of photos.",
+                parameter="archive",
+            )
+    members: list[tuple[zipfile.ZipInfo, str]] = []
+    skipped: list[dict[str, str]] = []
+    used: set[str] = set()
+    for info in files:
+        name = safe_name(info.filename)
+        reason = _skip_reason(info, name)
+        if reason is not None:
+            skipped.append({"name": name or info.filename[:200], "reason": reason})
             continue
+        stem, ext = posixpath.splitext(name)
+        unique, n = name, 2
+        while unique.lower() in used:
+            unique, n = f"{stem}-{n}{ext}", n + 1
+        used.add(unique.lower())
+        members.append((info, unique))
+    return members, skipped
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, settings: Settings) -> bytes:
+    """One member's bytes, at most the upload limit; a member that cannot be unpacked raises
+    ``UnsupportedImage`` with the reason (it fails alone, not the batch)."""
+    if info.file_size > settings.max_upload_bytes:
+        raise ImageTooLarge(
+            f"The file unpacks to {info.file_size} bytes; the limit is "
+            f"{settings.max_upload_bytes}.",
+            limit_bytes=settings.max_upload_bytes,
+        )
+    if info.flag_bits & 0x1:
+        raise UnsupportedImage(
+            "The file is encrypted in the zip archive; zip it without a password."
+        )
+    try:
         with archive.open(info) as fh:
             body = fh.read(settings.max_upload_bytes + 1)
-        total += len(body)
-        if total > MAX_MEMBERS * settings.max_upload_bytes:
-            raise BadParameter("The zip archive unpacks to too much data.", parameter="archive")
-        out.append((info.filename, body))
-    return out
+    except NotImplementedError as exc:
+        raise UnsupportedImage(
+            f"The file is compressed with a method this server cannot unpack "
+            f"(zip method {info.compress_type}); use deflate or store."
+        ) from exc
+    except _MEMBER_ERRORS as exc:
+        raise UnsupportedImage(
+            f"The file is damaged in the zip archive and cannot be unpacked ({type(exc).__name__})."
+        ) from exc
+    if not body:
+        raise UnsupportedImage("The file is empty.")
+    return body
 
 
 def submit_batch(
@@ -79,23 +190,26 @@ def submit_batch(
     options: dict[str, Any] | None = None,
 ) -> str:
     """Submit every photo in a zip archive; returns the batch id. Photos refused at submission
-    (not an image, too large) are recorded with their reason; the others become jobs."""
+    (not an image, too large, damaged in the zip) are recorded with their reason; the others
+    become jobs. Members are inflated one at a time, so memory holds the archive and one photo."""
     validate_request(
         spec, background, options
     )  # a bad spec/colour refuses the batch, not each photo
-    members = _members(data, settings)
+    archive = _open_archive(data)
+    members, skipped = _plan(archive, settings)
     items: list[dict[str, Any]] = []
-    for name, body in members:
-        item: dict[str, Any] = {"name": posixpath.basename(name) or name}
+    for info, name in members:
+        item: dict[str, Any] = {"name": name}
         try:
-            if not body:
-                raise UnsupportedImage("The file is empty or larger than the upload limit.")
+            body = _read_member(archive, info, settings)
             item["job_id"] = submit_job(
                 settings, body, spec=spec, background=background, options=options
             )
         except IdPhotoError as exc:
             item["error"] = exc.code
             item["message"] = exc.message
+        finally:
+            body = b""  # noqa: F841 - drop this member's bytes before the next is read
         items.append(item)
     batch_id = secrets.token_urlsafe(16)
     manifest = {
@@ -104,6 +218,7 @@ def submit_batch(
         "spec": spec,
         "background": background,
         "items": items,
+        "skipped": skipped,
     }
     store = services_for(settings).store
     store.put(
@@ -151,6 +266,7 @@ def get_batch(settings: Settings, batch_id: str) -> dict[str, Any]:
         "state": "done" if done else "running",
         "counts": counts,
         "items": items,
+        "skipped": manifest.get("skipped", []),
     }
 
 
@@ -163,7 +279,7 @@ def batch_zip(settings: Settings, batch_id: str) -> bytes:
     used: set[str] = set()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as out:
         for item in batch["items"]:
-            stem = posixpath.splitext(item["name"])[0] or "photo"
+            stem = posixpath.splitext(safe_name(item["name"]))[0] or "photo"
             base = stem
             n = 2
             while base in used:

@@ -310,7 +310,16 @@ def create_batch() -> Response:
     data = _read_upload("archive", "Send a zip of photos in the 'archive' field.")
     if not data.startswith(b"PK\x03\x04"):
         raise ApiError(415, "unsupported_archive", "The batch upload must be a zip archive.")
-    admit(incoming=_zip_members(data))
+    members = _zip_members(data)
+    if members > _batches().MAX_MEMBERS:  # before admission: a 503 here is retried for ever
+        limit = _batches().MAX_MEMBERS
+        raise ApiError(
+            422,
+            "bad_parameter",
+            f"The zip archive holds {members} files; at most {limit} per batch.",
+            max_members=limit,
+        )
+    admit(incoming=members)
     spec = _text(request.form.get("spec"))
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
