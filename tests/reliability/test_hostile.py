@@ -8,6 +8,8 @@ the broker's admission check; the bodies sent are refused before any model would
 from __future__ import annotations
 
 import io
+import random
+import string
 import subprocess
 import uuid
 import zipfile
@@ -123,3 +125,28 @@ def test_full_disk_is_507_with_a_reason_and_not_ready(full_disk: Path) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["failed"] == ["storage"]
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def _series(client: FlaskClient) -> list[str]:
+    text = client.get("/metrics").get_data(as_text=True)
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_random_http_methods_do_not_grow_the_metric_series(client: FlaskClient) -> None:
+    client.get("/healthz")
+    before = len(_series(client))
+    rng = random.Random(17)
+    for _ in range(200):
+        method = "".join(rng.choices(string.ascii_uppercase + string.digits, k=8))
+        path = rng.choice(["/healthz", "/api/v1/jobs", "/nope", "/"])
+        client.open(path, method=method)
+    series = _series(client)
+    methods = {
+        line.split('method="', 1)[1].split('"', 1)[0] for line in series if 'method="' in line
+    }
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    # Four endpoints x a few statuses x one "other" method, with their latency buckets.
+    assert len(series) - before < 120, len(series) - before
