@@ -15,35 +15,13 @@ from pipeline.check import check_photo
 from pipeline.examine import Declared
 from tasks.services import services_for
 
-#: The declarations a client may make (options JSON): head covering reason, medical glasses.
-HEAD_COVERING_REASONS = ("religious", "medical")
-
-
-def declared_from(options: dict[str, Any] | None) -> Declared:
-    from pipeline.errors import BadParameter
-
-    options = options or {}
-    reason = options.get("head_covering")
-    if reason is not None and reason not in HEAD_COVERING_REASONS:
-        raise BadParameter(
-            "options.head_covering must be 'religious' or 'medical'.", param="options"
-        )
-    glasses = options.get("medical_glasses", False)
-    if not isinstance(glasses, bool):
-        raise BadParameter("options.medical_glasses must be true or false.", param="options")
-    return Declared(
-        religious_head_covering=reason == "religious",
-        medical_head_covering=reason == "medical",
-        medical_glasses=glasses,
-    )
-
 
 def check_upload(
     settings: Settings, data: bytes, spec: str, options: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The check report of ``data`` against ``spec`` (domain errors propagate to the edge)."""
     photo_spec = parse_spec_arg(spec)
-    declared = declared_from(options)
+    declared = Declared.from_options(options)
     services = services_for(settings)
     return check_photo(
         data,

@@ -33,6 +33,7 @@ from config.settings import Settings
 from pipeline.composite import parse_background
 from pipeline.decode import sniff
 from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
+from pipeline.examine import Declared
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import app as appmod
 from tasks import keys
@@ -67,12 +68,14 @@ def _options(options: dict[str, Any] | None) -> dict[str, Any]:
         return dict(DEFAULT_OPTIONS)
     if not isinstance(options, dict):
         raise BadParameter("Options must be an object.", param="options")
-    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    known = (*DEFAULT_OPTIONS, *Declared.OPTION_KEYS)
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise BadParameter(
-            f"Unknown option(s): {', '.join(unknown)}; known: {', '.join(DEFAULT_OPTIONS)}.",
+            f"Unknown option(s): {', '.join(unknown)}; known: {', '.join(known)}.",
             param="options",
         )
+    Declared.from_options(options)  # head covering / medical glasses, when given
     merged = {**DEFAULT_OPTIONS, **options}
     for name in ("level", "zero_margin"):
         if not isinstance(merged[name], bool):

@@ -46,6 +46,7 @@ from PIL import Image
 
 from config.catalogue import get_spec
 from pipeline.errors import IdPhotoError
+from pipeline.examine import Declared
 from pipeline.types import Analysis
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import app as appmod
@@ -392,6 +393,7 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             level=bool(options.get("level", True)),
             sheet=options.get("sheet"),
             zero_margin=bool(options.get("zero_margin", False)),
+            declared=Declared.from_options(options),
         )
         clock.lap("compose_s")
         ext = "png" if comp.photo.format == "png" else "jpg"

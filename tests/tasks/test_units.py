@@ -122,7 +122,16 @@ def test_options_are_validated_and_canonical() -> None:
     assert _options(None) == {"level": True, "sheet": "4x6", "zero_margin": False}
     assert _options({"sheet": "A4"})["sheet"] == "a4"
     assert _options({"sheet": "none"})["sheet"] is None
-    for bad in ({"sheet": "letter"}, {"level": "yes"}, {"colour": 1}, ["level"]):
+    assert _options({"head_covering": "religious"})["head_covering"] == "religious"
+    assert _options({"medical_glasses": True})["medical_glasses"] is True
+    for bad in (
+        {"sheet": "letter"},
+        {"level": "yes"},
+        {"colour": 1},
+        ["level"],
+        {"head_covering": "hat"},
+        {"medical_glasses": "yes"},
+    ):
         with pytest.raises(BadParameter):
             _options(bad)  # type: ignore[arg-type]
     a = request_fingerprint("a" * 64, "m", "s", "#ffffff", {"level": True, "sheet": None})
