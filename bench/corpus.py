@@ -74,6 +74,8 @@ class Result:
     message: str = ""
     verdict: str = ""  # the pipeline's own report verdict, for a produced photo
     failed: list[str] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)  # check -> passed, for a produced photo
     measured: dict[str, Any] | None = None
     own: dict[str, float] | None = None  # the pipeline's own crown/chin/eye rows (its report)
     photo: str = ""
@@ -181,7 +183,10 @@ class Runner:
         try:
             t = time.perf_counter()
             analysis, region = stages.analyse(
-                data, self.detector, max_pixels=self.settings.max_pixels
+                data,
+                self.detector,
+                max_pixels=self.settings.max_pixels,
+                landmarker=self.measurer.landmarker,
             )
             self.seconds["analyse"] += time.perf_counter() - t
             coarse = self._coarse(region, analysis.face)
@@ -221,6 +226,8 @@ class Runner:
                     "produced",
                     verdict=comp.report["verdict"],
                     failed=list(comp.report["failed"]),
+                    review=list(comp.report.get("review", [])),
+                    checks={c["check"]: bool(c["pass"]) for c in comp.report["checks"]},
                     measured=m.to_dict(),
                     own={k: comp.report["measures"].get(f"{k}_px") for k in OWN},
                     photo=str(dest),
@@ -386,6 +393,101 @@ def print_report(by_spec: dict[str, list[Result]], summaries: dict[str, Any]) ->
             print(f"    {r.name:<46} {r.expect:<6} {r.why}")
 
 
+# --- the examiner's checks against the labels (issue 13) ---------------------------------------
+
+FAMILIES = {
+    "US (glasses banned, smile allowed)": ("us-passport",),
+    "ICAO/Europe/Japan (neutral, mouth closed)": (
+        "icao-35x45",
+        "schengen-visa",
+        "uk-passport",
+        "jp-passport",
+    ),
+    "China (neutral, mouth closed, ears)": ("cn-id-card", "cn-1inch", "cn-2inch"),
+}
+
+
+def _label(row: corpus.Row, column: str) -> str:
+    return row.fields.get(column, "")
+
+
+def _breaks(row: corpus.Row, spec: PhotoSpec) -> dict[str, bool]:
+    """Which of the spec's rules the labelled photo breaks, by the check that should see it."""
+    rules = spec.rules
+    glasses = _label(row, "glasses") or "none"
+    forbidden = rules.glasses == "forbidden"
+    teeth = _label(row, "smile_teeth") == "1" and rules.expression == "neutral"
+    return {
+        "eyes_open": _label(row, "eyes_closed") == "1",
+        "mouth_closed": _label(row, "mouth_open") == "1" or teeth,
+        "glasses" if forbidden else "tinted_lenses": glasses != "none"
+        if forbidden
+        else glasses == "sunglasses",
+        "head_covering": _label(row, "head_covering") == "1",
+        "yaw": _label(row, "pose") in ("turned", "profile", "back"),
+    }
+
+
+def print_examiner(by_spec: dict[str, list[Result]], rows: dict[str, corpus.Row]) -> dict:
+    """Per spec family: the verdict on rule-breaking vs clean photos, and each check's
+    sensitivity and specificity (a check 'fires' when it does not pass: fail or review)."""
+    out: dict[str, Any] = {}
+    print("\nexaminer checks against the labels (produced photos; a refusal counts as not pass)")
+    for family, spec_ids in FAMILIES.items():
+        bad_total = bad_not_pass = clean_total = clean_pass = 0
+        stats: dict[str, list[int]] = {}  # check -> [tp, fn, tn, fp]
+        for sid in spec_ids:
+            if sid not in by_spec:
+                continue
+            spec = get_spec(sid)
+            for r in by_spec[sid]:
+                row = rows[r.name]
+                if row.expect == "refuse" and row.refuse_kind == "photo":
+                    continue  # not a photo of one person: issue 12's table
+                breaks = _breaks(row, spec)
+                broken = any(breaks.values())
+                clean = (
+                    not broken and _label(row, "pose") == "frontal" and "multiple" not in row.flags
+                )
+                passed = r.status == "produced" and r.verdict == "pass"
+                if broken:
+                    bad_total += 1
+                    bad_not_pass += not passed
+                elif clean:
+                    clean_total += 1
+                    clean_pass += passed
+                if r.status != "produced":
+                    continue
+                for check, positive in breaks.items():
+                    if check not in r.checks:
+                        continue
+                    fired = not r.checks[check]
+                    s = stats.setdefault(check, [0, 0, 0, 0])
+                    s[0 if positive and fired else 1 if positive else 3 if fired else 2] += 1
+        fam = {
+            "rule_breaking_not_pass": [bad_not_pass, bad_total],
+            "clean_pass": [clean_pass, clean_total],
+            "checks": {},
+        }
+        print(
+            f"  {family}: rule-breaking photos not called pass {bad_not_pass}/{bad_total}"
+            f" ({100 * bad_not_pass / max(1, bad_total):.0f} %), clean photos called pass "
+            f"{clean_pass}/{clean_total} ({100 * clean_pass / max(1, clean_total):.0f} %)"
+        )
+        for check, (tp, fn, tn, fp) in sorted(stats.items()):
+            sens = tp / (tp + fn) if tp + fn else None
+            spec_ = tn / (tn + fp) if tn + fp else None
+            fam["checks"][check] = {"tp": tp, "fn": fn, "tn": tn, "fp": fp}
+            print(
+                f"    {check:14} positives {tp + fn:3}  sensitivity "
+                + (f"{sens:.2f}" if sens is not None else "  - ")
+                + "  specificity "
+                + (f"{spec_:.2f}" if spec_ is not None else "  - ")
+            )
+        out[family] = fam
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.corpus", description=__doc__.split("\n\n")[0])
     ap.add_argument("--spec", action="append", help="spec id (repeatable; default: the 8)")
@@ -429,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "eval.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     print_report(by_spec, summaries)
+    record["examiner"] = print_examiner(by_spec, {r.out_name: r for r in rows})
+    (args.out / "eval.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     print(
         f"\nmeasured by {runner.measurer.method} (band tolerance {BAND_TOL} H); "
         f"{len(rows)} photos x {len(specs)} specs in {wall:.0f} s "

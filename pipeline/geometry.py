@@ -446,6 +446,7 @@ def _vertical_band(
     return lo_t, hi_t, float(min(max(prefer, lo_t), hi_t))
 
 
+CONTINUE_FAR_BLUR = 25  # row smoothing at a continuation's end: sigma = width / this
 CONTINUE_TEXTURE_ROWS = 0.3  # share of a continuation over which the fine texture fades out
 
 
@@ -462,8 +463,13 @@ def continue_bottom(rgba: np.ndarray, rows: int) -> np.ndarray:
     h, w = rgba.shape[:2]
     rgb = rgba[..., :3].astype(np.float32)
     k = max(3, min(h, max(6, rows // 8)))
-    base = rgb[h - k :].mean(axis=0, keepdims=True)
-    base = cv2.GaussianBlur(base, (0, 0), sigmaX=max(2.0, w / 150), sigmaY=0.1)
+    mean = rgb[h - k :].mean(axis=0, keepdims=True)
+    # Smoothed along the row, more the further down: a column's own colour carried straight
+    # down draws streaks; far from the edge only the broad shading of the clothes is left.
+    near = cv2.GaussianBlur(mean, (0, 0), sigmaX=max(2.0, w / 150), sigmaY=0.1)
+    far = cv2.GaussianBlur(mean, (0, 0), sigmaX=max(4.0, w / CONTINUE_FAR_BLUR), sigmaY=0.1)
+    depth = (np.arange(1, rows + 1, dtype=np.float32) / rows)[:, None, None]
+    base = near * (1 - depth) + far * depth
     low = cv2.GaussianBlur(rgb, (0, 0), 3.0)
     detail = cv2.copyMakeBorder(rgb - low, 0, rows, 0, 0, cv2.BORDER_REFLECT)[h:]
     fade_len = max(1.0, CONTINUE_TEXTURE_ROWS * rows)
