@@ -34,7 +34,9 @@ detector and the segmenter when the worker consumes ``gpu``, with ONNX Runtime t
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from typing import Any
 
@@ -177,6 +179,9 @@ def declare_topology(app: Celery) -> None:
 
 # -- worker start-up -----------------------------------------------------------------------------
 
+#: A pool child whose models fail to load exits with this (EX_SOFTWARE) after stopping its parent.
+EXIT_MODELS_FAILED = 70
+
 #: Set in the worker's parent by ``celeryd_init``, inherited by the pool children.
 _WORKER: dict[str, Any] = {}
 
@@ -204,7 +209,13 @@ def _on_worker_init(
     options = options or {}
     queues = _queue_names(options.get("queues"))
     concurrency = int(options.get("concurrency") or conf.worker_concurrency or os.cpu_count() or 1)
-    _WORKER.update(settings=settings, queues=queues, concurrency=concurrency)
+    # Shared with the pool children (forked later): set by one whose models fail to load.
+    _WORKER.update(
+        settings=settings,
+        queues=queues,
+        concurrency=concurrency,
+        models_failed=multiprocessing.RawValue("b", 0),
+    )
     if GPU_QUEUE not in queues and settings.worker_max_memory_mb > 0:
         conf.worker_max_memory_per_child = settings.worker_max_memory_mb * 1024  # KiB
     if GPU_QUEUE in queues:
@@ -229,6 +240,13 @@ def _on_worker_init(
         )
 
 
+def models_failed() -> bool:
+    """In the worker's parent after the pool stopped: whether a child's models failed to load
+    (``run_worker`` then exits non-zero instead of a warm shutdown's 0)."""
+    flag = _WORKER.get("models_failed")
+    return bool(flag is not None and flag.value)
+
+
 @signals.worker_process_init.connect
 def _on_process_init(**_: Any) -> None:
     """In each pool child: build the services and, on a GPU worker, load the models."""
@@ -245,7 +263,20 @@ def _on_process_init(**_: Any) -> None:
     except Exception:  # the tasks retry storage errors; a down store must not kill the pool
         logger.warning("blob store not ready at worker start", exc_info=True)
     if GPU_QUEUE in _WORKER.get("queues", QUEUES):
-        svc.load_models(threads=threads)
+        try:
+            svc.load_models(threads=threads)
+        except Exception:
+            # Celery only logs a failing init handler and the child then fails every job in
+            # milliseconds, draining the queue: stop the whole worker instead (run_worker has
+            # already checked that the files exist; this is a model that will not load).
+            logger.critical(
+                "models failed to load in a pool child: stopping the worker", exc_info=True
+            )
+            flag = _WORKER.get("models_failed")
+            if flag is not None:
+                flag.value = 1
+            os.kill(os.getppid(), signal.SIGTERM)
+            os._exit(EXIT_MODELS_FAILED)
     else:
         try:
             import cv2

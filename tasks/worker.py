@@ -10,12 +10,27 @@ processes, and a crashed child costs one task, which RabbitMQ redelivers.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
+from config.models import BLAZEFACE_BACK, BLAZEFACE_FRONT, FACE_MESH, IRIS
 from config.settings import Settings
-from tasks.app import QUEUES, broker_dir, make_celery
+from tasks.app import (
+    EXIT_MODELS_FAILED,
+    GPU_QUEUE,
+    QUEUES,
+    broker_dir,
+    make_celery,
+    models_failed,
+)
+
+logger = logging.getLogger("idphoto.worker")
+
+#: ``idphoto worker`` exits with this (EX_CONFIG) when a GPU worker's models are missing.
+EXIT_NO_MODELS = 78
 
 #: Embedded mode: message files this old in ``broker/processed`` are removed at worker start.
 PROCESSED_KEEP_S = 24 * 3600
@@ -66,6 +81,21 @@ def _prune_processed(settings: Settings) -> None:
             pass
 
 
+def missing_models(settings: Settings) -> list[Path]:
+    """The model files a GPU worker's children would load that are absent or empty (checked in
+    the parent without loading anything: the house rule keeps ONNX sessions out of the parent
+    before fork)."""
+    from tasks.services import services_for
+
+    models_dir = Path(settings.models_dir).expanduser()
+    names = [BLAZEFACE_FRONT.filename, BLAZEFACE_BACK.filename, FACE_MESH.filename, IRIS.filename]
+    segment = services_for(settings).segment_choice()
+    if "file" in segment:
+        names.append(segment["file"])
+    paths = [models_dir / name for name in names]
+    return [p for p in paths if not p.is_file() or p.stat().st_size == 0]
+
+
 def run_worker(
     settings: Settings,
     queues: list[str],
@@ -77,7 +107,27 @@ def run_worker(
     """Run a Celery worker for ``queues`` in this process until it is stopped (SIGTERM: warm
     shutdown, running tasks finish; a second signal: cold shutdown, they are redelivered)."""
     argv = worker_argv(queues, concurrency, hostname, loglevel=loglevel)
+    if GPU_QUEUE in queues:
+        # Before connecting: a worker without its models used to say ready and then fail every
+        # job it took in milliseconds, draining the queue. Exit instead, so the supervisor (or
+        # compose's restart policy) shows it, and the messages wait for a worker that can work.
+        missing = missing_models(settings)
+        if missing:
+            names = ", ".join(str(p) for p in missing)
+            logger.critical("GPU worker cannot start: model files missing: %s", names)
+            sys.stderr.write(
+                f"idphoto worker: model files missing in {settings.models_dir}: {names}; "
+                "run `idphoto models fetch` or set IDPHOTO_MODELS_DIR\n"
+            )
+            raise SystemExit(EXIT_NO_MODELS)
     if settings.embedded:
         _prune_processed(settings)
     app = make_celery(settings)
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None) or not models_failed():
+            raise
+    if models_failed():
+        sys.stderr.write("idphoto worker: the models failed to load; the worker stopped\n")
+        raise SystemExit(EXIT_MODELS_FAILED)
