@@ -66,6 +66,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             **_error("rate_limited: this client's request budget is spent."),
             "headers": _RETRY_AFTER,
         },
+        "507": _error("insufficient_storage: the server's disk is full."),
     }
     return {
         "openapi": "3.0.3",
@@ -311,9 +312,15 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     },
                     "responses": {
                         "202": {"description": "Accepted: poll status_url."},
-                        "413": _error("file_too_large."),
+                        "413": _error(
+                            "file_too_large / archive_too_large: the zip unpacks to more than "
+                            "ten uploads."
+                        ),
                         "415": _error("unsupported_archive: not a zip."),
-                        "422": _error("bad_parameter / unknown_spec / missing_archive."),
+                        "422": _error(
+                            "bad_parameter (more than 50 photos, a member compressed over 100x) "
+                            "/ unknown_spec / missing_archive."
+                        ),
                         **common_write,
                     },
                 }
