@@ -69,6 +69,12 @@ class FaceCutOff(FaceError):
     code = "face_cut_off"
 
 
+class NotFrontal(FaceError):
+    """The face is turned too far from the camera (a profile, a three-quarter view)."""
+
+    code = "not_frontal"
+
+
 class HeadCutOff(FaceError):
     """The top of the head (hair) touches the top edge of the photo."""
 

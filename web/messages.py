@@ -28,6 +28,10 @@ ERRORS = {
     "face_cut_off": lazy_gettext(
         "Your face is cut off at the edge of the photo. Use a photo that shows your whole head."
     ),
+    "not_frontal": lazy_gettext(
+        "Your face is turned away from the camera. Use a photo taken from the front, looking "
+        "straight into the camera."
+    ),
     "head_cut_off": lazy_gettext(
         "The top of your head is cut off. Use a photo with some space above your hair."
     ),

