@@ -12,6 +12,7 @@ Status codes:
     410 input_expired        the job's photo is no longer stored: it cannot be recomposed
     405 method_not_allowed
     413 file_too_large       the upload is above ``settings.max_upload_bytes``
+    413 field_too_large      a text field is above werkzeug's per-field limit (500 KB)
     413 image_too_large      the image has more pixels than ``settings.max_pixels``
     413 archive_too_large    a batch zip unpacks to more than a batch may hold
     415 unsupported_image    the bytes are not an image format we read (sniffed, not the name)
@@ -183,6 +184,19 @@ def _handle_http_error(exc: HTTPException) -> Response:
     if status == 413:
         from web.context import settings
 
+        field_limit = request.max_form_memory_size
+        body_limit = request.max_content_length
+        length = request.content_length
+        if field_limit and length is not None and (body_limit is None or length <= body_limit):
+            # The body is within the upload limit, so a text field was over werkzeug's
+            # per-field limit: saying "file too large (25 MB)" for a 600 KB field misled.
+            return error_response(
+                413,
+                "field_too_large",
+                f"A form field is too large: the limit is {_human_bytes(field_limit)} per "
+                "field (send the photo as a file).",
+                limit_bytes=field_limit,
+            )
         return _handle_api_error(file_too_large(settings().max_upload_bytes))
     code, message = _HTTP_CODES.get(status, ("http_error", exc.name or "Request refused."))
     if status == 429 and exc.description:

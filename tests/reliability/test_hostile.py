@@ -150,3 +150,11 @@ def test_random_http_methods_do_not_grow_the_metric_series(client: FlaskClient) 
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
     # Four endpoints x a few statuses x one "other" method, with their latency buckets.
     assert len(series) - before < 120, len(series) - before
+
+
+def test_a_600_kb_form_field_is_called_a_field_not_a_25_mb_file(client: FlaskClient) -> None:
+    response = _post_job(client, _photo(), options="x" * 600_000)
+    assert response.status_code == 413
+    body = response.get_json()
+    assert body["error"] == "field_too_large" and "field" in body["message"], body
+    assert "25 MB" not in body["message"]
