@@ -48,6 +48,7 @@ from storage.errors import (
     StorageFull,
     StorageUnavailable,
 )
+from tasks.jobstore import JobStoreUnavailable
 from web.messages import error_text
 
 logger = logging.getLogger("idphoto.web")
@@ -213,7 +214,11 @@ def _handle_not_found(exc: Exception) -> Response:
 
 def _handle_storage_unavailable(exc: StorageUnavailable) -> Response:
     logger.error("storage unavailable: %s", type(exc).__name__)
-    return _handle_api_error(unavailable("unavailable", "Storage is unavailable; try again soon."))
+    if isinstance(exc, JobStoreUnavailable):  # Redis, not the photo store: say which
+        message = "Job records cannot be reached right now; try again soon."
+    else:
+        message = "Storage is unavailable; try again soon."
+    return _handle_api_error(unavailable("unavailable", message))
 
 
 def _handle_storage_full(exc: StorageFull) -> Response:

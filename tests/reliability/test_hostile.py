@@ -158,3 +158,11 @@ def test_a_600_kb_form_field_is_called_a_field_not_a_25_mb_file(client: FlaskCli
     body = response.get_json()
     assert body["error"] == "field_too_large" and "field" in body["message"], body
     assert "25 MB" not in body["message"]
+
+
+def test_a_redis_outage_is_not_called_a_storage_outage(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "storage", job_store="redis", redis_url="redis://127.0.0.1:1/0")
+    response = create_app(settings).test_client().get("/api/v1/jobs/" + "a" * 22)
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    body = response.get_json()
+    assert body["error"] == "unavailable" and "Job records" in body["message"], body
