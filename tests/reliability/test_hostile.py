@@ -166,3 +166,14 @@ def test_a_redis_outage_is_not_called_a_storage_outage(tmp_path: Path) -> None:
     assert response.status_code == 503 and response.headers["Retry-After"]
     body = response.get_json()
     assert body["error"] == "unavailable" and "Job records" in body["message"], body
+
+
+def test_a_batch_costs_one_request_per_photo(redis_url: str, tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "storage", rate_limit="12/minute", redis_url=redis_url)
+    client = create_app(settings).test_client()
+    archive = _zip({f"p{i}.jpg": b"not a photo" for i in range(8)})
+    first = _post_batch(client, archive)
+    assert first.status_code == 202, first.get_data(as_text=True)[:300]
+    second = _post_batch(client, archive)  # 16 photos in a minute: over the budget of 12
+    assert second.status_code == 429, second.get_data(as_text=True)[:300]
+    assert second.get_json()["error"] == "rate_limited" and second.headers["Retry-After"]
