@@ -63,6 +63,10 @@ class Settings:
     task_time_limit_s: int = 180
     worker_max_memory_mb: int = 1500
     worker_proc_alive_timeout_s: int = 120  # a pool child may take this long to load its models
+    # A job with no progress for this long is failed with reason "lost" when next polled: its
+    # message left the broker without a worker finishing it (a purged queue, a lost broker).
+    job_lost_queued_s: int = 3600  # waiting in a queue (a full GPU queue drains well within)
+    job_lost_running_s: int = 1800  # inside one stage (time limits, retries and redeliveries)
     # A stage redelivered more often than this (its message keeps killing workers) fails the job
     # with worker_lost. Not lower: unrelated kills (OOM killer, deploys, the kill soak's random
     # SIGKILLs) hit the same message 3 times in a row when one GPU worker restarts onto it.

@@ -37,6 +37,7 @@ from pipeline.examine import Declared
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import app as appmod
 from tasks import keys
+from tasks.jobstore import RUNNING_STATES, TERMINAL_STATES
 from tasks.pipeline import CONTEXT_VERSION, purge_intermediates, request_fingerprint
 from tasks.services import Services, services_for
 
@@ -293,10 +294,72 @@ def submit_job(
 
 
 def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
-    """The job record (see `tasks.jobstore`), or None for an unknown/expired/deleted job."""
+    """The job record (see `tasks.jobstore`), or None for an unknown/expired/deleted job.
+
+    A job that has made no progress past its state's deadline is failed here with reason
+    ``lost`` (see `reap_if_lost`)."""
     if not keys.is_job_id(job_id):
         return None
-    return services_for(settings).jobstore.get(job_id)
+    jobstore = services_for(settings).jobstore
+    record = jobstore.get(job_id)
+    if record is not None and reap_if_lost(settings, jobstore, record, time.time()):
+        record = jobstore.get(job_id)
+    return record
+
+
+#: The stage a job in each running state waits for.
+_WAITING_FOR = {
+    "segmenting": "segment",
+    "refining": "matte_refine",
+    "compositing": "composite",
+    "storing": "store",
+}
+
+
+def reap_if_lost(settings: Settings, jobstore: Any, record: dict[str, Any], now: float) -> bool:
+    """Fail a job whose message is gone: no progress for ``settings.job_lost_queued_s`` while
+    queued, or ``job_lost_running_s`` inside a stage. Nothing else notices a purged queue or a
+    lost broker, and the job would read ``queued`` until its record expired (7 days).
+
+    Runs when the job is polled (the client is waiting for it then). A worker that was only
+    slow finds the job failed and writes nothing more (its updates skip terminal states).
+    Returns whether the record was changed."""
+    state = record.get("state")
+    if state not in RUNNING_STATES:
+        return False
+    stamps = record.get("timestamps") or {}
+    last = max(
+        float(v)
+        for v in (record.get("updated_at"), stamps.get(state), record.get("created_at"), 0.0)
+        if isinstance(v, int | float)
+    )
+    deadline = settings.job_lost_queued_s if state == "queued" else settings.job_lost_running_s
+    if now - last <= deadline:
+        return False
+    if state == "queued":
+        waiting_for = "composite" if record.get("matte_cached") else "segment"
+    else:
+        waiting_for = _WAITING_FOR.get(state, state)
+    idle = int(now - last)
+    written = jobstore.update(
+        record["job_id"],
+        {
+            "state": "failed",
+            "reason": "lost",
+            "message": (
+                f"The job was lost: nothing happened for {idle} s while it waited for the "
+                f"{waiting_for} stage. Please submit the photo again."
+            ),
+            "lost_in": state,
+            "waiting_for": waiting_for,
+            "ts.failed": now,
+            "updated_at": now,
+        },
+        unless_states=TERMINAL_STATES,
+    )
+    if written == 1:
+        logger.warning("job %s lost in %s (waiting for %s)", record["job_id"], state, waiting_for)
+    return written == 1
 
 
 def recompose(
