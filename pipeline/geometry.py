@@ -5,10 +5,13 @@ Measurements, in the region image levelled by the eye roll:
 - crown: the top of the matte (hair included) over the central columns of the face;
 - eye line: the midpoint of the two eye keypoints.
 
-The scale makes chin-to-crown the middle of the spec's head band; the vertical offset is chosen
-inside the intersection of every band the spec has (eye line, top margin), preferring the middle
-of the eye band. When the bands cannot all be met, other head heights inside the band are tried
-before failing with a reason. The photo never shows the head cut off at the top.
+The placement is searched: every head height across the spec's head band (kept a margin
+inside it) and, for each, every crown position the other bands allow (eye line, top margin, a
+little room above the hair and below the chin); the one that needs the least of the photo below
+its bottom edge wins, the one nearest the middle of the bands among equals. Below a bottom edge
+that cuts the clothes, the clothes are continued for a bounded distance (``continue_bottom``);
+beyond it the photo is refused as too close, with how much is missing. The photo never shows
+the head cut off at the top, and no stray hair touches the top edge.
 """
 
 from __future__ import annotations
@@ -227,7 +230,6 @@ class _Candidate:
     frac: float  # head height / H
     t: float  # crown row in the output
     bottom_missing: float  # output rows the frame runs below the person's cut-off bottom edge
-    side_missing: float  # output columns beyond a side edge that cuts the person
     offcentre: float  # distance from the preferred layout (0 = middle of every band)
 
 
@@ -269,7 +271,7 @@ def place(
             "Use a closer or higher-resolution photo.",
             upscale=round(upscale_at_lo, 2),
         )
-    cut = _person_cut(alpha, region_touches)
+    cut = _bottom_cut(alpha, region_touches)
     best: _Candidate | None = None
     for i in range(HEAD_STEPS + 1):
         frac = lo + (hi - lo) * i / HEAD_STEPS
@@ -340,33 +342,22 @@ def _missing_words(rows: float, spec: PhotoSpec) -> str:
 
 
 def _better(a: _Candidate, b: _Candidate) -> bool:
-    """Least room beyond the photo below the chin (to the output pixel), then at the sides,
-    then nearest the middle of the bands."""
-    ka = (round(a.bottom_missing), round(a.side_missing / 4), a.offcentre)
-    kb = (round(b.bottom_missing), round(b.side_missing / 4), b.offcentre)
-    return ka < kb
+    """Least room beyond the photo below the chin (to the output pixel), then nearest the
+    middle of the bands. Room missing at the sides is not a reason to move the head (the
+    background continues there): ranking by it made two readings of one photo (EXIF-turned
+    copies) land at different head sizes."""
+    return (round(a.bottom_missing), a.offcentre) < (round(b.bottom_missing), b.offcentre)
 
 
-@dataclass(frozen=True)
-class _Cut:
-    """Where the photo's own edges cut through the person (region pixels)."""
-
-    bottom: bool
-    left: bool
-    right: bool
-
-
-def _person_cut(alpha: np.ndarray | None, touches: dict[str, bool]) -> _Cut:
+def _bottom_cut(alpha: np.ndarray | None, touches: dict[str, bool]) -> bool:
+    """Whether the photo's own bottom edge cuts through the person (else the background just
+    continues below)."""
+    if not touches.get("bottom"):
+        return False
     if alpha is None:
-        return _Cut(bool(touches.get("bottom")), False, False)
+        return True
     full = 128 if alpha.dtype == np.uint8 else 0.5
-    h, w = alpha.shape
-    lower = alpha[h // 2 :]
-    return _Cut(
-        bottom=bool(touches.get("bottom")) and (alpha[-1] >= full).mean() >= 0.02,
-        left=bool(touches.get("left")) and (lower[:, 0] >= full).mean() >= 0.02,
-        right=bool(touches.get("right")) and (lower[:, -1] >= full).mean() >= 0.02,
-    )
+    return bool((alpha[-1] >= full).mean() >= 0.02)
 
 
 def _candidate(
@@ -377,7 +368,7 @@ def _candidate(
     t: float,
     prefer: float,
     region_size: tuple[int, int],
-    cut: _Cut,
+    cut: bool,
     eye_below_crown: float,
 ) -> _Candidate:
     W, H = spec.width_px, spec.height_px
@@ -393,18 +384,12 @@ def _candidate(
         eye_y=t + s * eye_below_crown,
     )
     m = p.matrix()
-    corners = np.array([[0.0, 0.0, 1.0], [W, 0.0, 1.0], [0.0, H, 1.0], [W, H, 1.0]]) @ m.T
-    rw, rh = region_size
-    bottom = max(0.0, float(corners[2:, 1].max()) - rh) * s if cut.bottom else 0.0
-    side = 0.0
-    if cut.left:
-        side += max(0.0, -float(corners[[0, 2], 0].min())) * s
-    if cut.right:
-        side += max(0.0, float(corners[[1, 3], 0].max()) - rw) * s
+    below = max((m @ np.array([x, float(H), 1.0]))[1] for x in (0.0, float(W)))
+    bottom = max(0.0, float(below) - region_size[1]) * s if cut else 0.0
     lo, hi = spec.head
     mid = (lo + hi) / 2
     offcentre = abs(frac - mid) / max(1e-6, hi - lo) + abs(t - prefer) / H * 4
-    return _Candidate(frac, t, bottom, side, offcentre)
+    return _Candidate(frac, t, bottom, offcentre)
 
 
 def _inner(band: tuple[float, float], margin: float) -> tuple[float, float]:

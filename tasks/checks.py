@@ -12,7 +12,7 @@ from typing import Any
 from config.catalogue import parse_spec_arg
 from config.settings import Settings
 from pipeline.check import check_photo
-from pipeline.examine import Declared
+from pipeline.declared import Declared
 from tasks.services import services_for
 
 

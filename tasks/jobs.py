@@ -31,9 +31,9 @@ from celery import chain
 from config.catalogue import parse_spec_arg
 from config.settings import Settings
 from pipeline.composite import parse_background
+from pipeline.declared import Declared
 from pipeline.decode import sniff
 from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
-from pipeline.examine import Declared
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import app as appmod
 from tasks import keys

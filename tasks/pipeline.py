@@ -45,8 +45,8 @@ from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitEx
 from PIL import Image
 
 from config.catalogue import get_spec
+from pipeline.declared import Declared
 from pipeline.errors import IdPhotoError
-from pipeline.examine import Declared
 from pipeline.types import Analysis
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import app as appmod
