@@ -178,7 +178,7 @@ def model_region(data: bytes, detector: FaceDetector) -> np.ndarray:
     """What the segment stage gives the model for a photo: its face-centred region, or the
     whole photo where the photo has no single usable face (RGB uint8)."""
     try:
-        return analyse(data, detector)[1]
+        return analyse(data, detector, min_eye_distance_px=0)[1]
     except IdPhotoError:
         return np.asarray(decode(data, max_side=2048, exact=False).image)
 

@@ -72,6 +72,7 @@ def analyse(
     *,
     max_pixels: int = 50_000_000,
     landmarker: Landmarker | None = None,
+    min_eye_distance_px: float = MIN_EYE_DISTANCE_PX,
 ) -> tuple[Analysis, np.ndarray]:
     """Decode and find the one face; return the analysis and the region image (RGB uint8).
 
@@ -80,7 +81,9 @@ def analyse(
     matte's resolution (``REGION_MAX_SIDE``, or all the photo has): the photo is decoded once
     more, just fine enough, and the face mapped onto it. With a ``landmarker``, the dense face
     landmarks measured on the region image ride along in ``extra["landmarks"]`` (region pixels)
-    for the examiner's checks.
+    for the examiner's checks. ``min_eye_distance_px`` is the product's smallest usable face
+    (the set-up step that prepares calibration photos for the int8 model passes 0: its input
+    must not move when the product's policy does).
     """
     decoded = decode(data, max_pixels=max_pixels, max_side=WORK_SIDE, exact=False)
     rotation, rgb, face, count = _upright(detector, np.asarray(decoded.image))
@@ -118,10 +121,10 @@ def analyse(
         },
     )
     eyes = face.eye_distance * max(decoded.original_size) / max(rgb.shape[:2])  # original px
-    if eyes < MIN_EYE_DISTANCE_PX:
+    if eyes < min_eye_distance_px:
         raise FaceTooSmall(
             f"The face is too small in this photo ({eyes:.0f} px between the eyes; at least "
-            f"{MIN_EYE_DISTANCE_PX} are needed): use a closer or higher-resolution photo.",
+            f"{min_eye_distance_px:.0f} are needed): use a closer or higher-resolution photo.",
             eye_distance_px=round(eyes, 1),
         )
     region = _crop(rgb, analysis, rotated=True)
