@@ -28,11 +28,11 @@ from pipeline.report import (
     ADVISORY,
     BACKGROUND_STD_MAX,
     CENTRING_BAND,
-    REQUIRED,
     REVIEW,
     ROLL_LIMIT_DEG,
     _band,
     _check,
+    verdict_of,
 )
 
 # Crown: the first row where at least CROWN_SHARE of the columns over the middle of the head
@@ -171,18 +171,13 @@ def check_photo(
     found, more = examine(rgb, lm, spec.rules, crown_y=crown, declared=declared)
     measures.update(more)
     done = [c for c in [*checks, *found] if c is not None]
-    failed = [c["check"] for c in done if not c["pass"] and c["level"] == REQUIRED]
-    review = [c["check"] for c in done if not c["pass"] and c["level"] == REVIEW]
     return {
         "spec": spec.id,
         "spec_name": spec.name,
         "mode": "check",
         "measures": measures,
         "checks": done,
-        "failed": failed,
-        "review": review,
-        "warnings": [c["check"] for c in done if not c["pass"] and c["level"] == ADVISORY],
-        "verdict": "fail" if failed else ("review" if review else "pass"),
+        **verdict_of(done),
         "rules": spec.rules.name,
         "not_checked": list(NOT_CHECKED),
         "notes": [

@@ -75,6 +75,11 @@ SHARPNESS_MIN = 0.05
 # mean face luminance with sigmoids centred on 0.2 (too dark) and 0.8 (too bright) (BSI OFIQ
 # @a16a990, specs.md 4B): those centres are where its score drops to half, used here as the band.
 LUMINANCE_BAND = (0.20, 0.80)
+# Shoulders: the mean alpha of the bottom SHOULDER_ROWS of the photo. On the development corpus
+# every ok or either photo with its shoulders reads 0.38 or more; photos whose matte lost the
+# body (a white T-shirt on a white wall, a cut-off selfie) read 0.00-0.02, a sculpture 0.0.
+SHOULDER_ROWS = 0.05
+SHOULDERS_MIN = 0.1
 # Under/over-exposure (in the spirit of OFIQ's Under/OverExposurePrevention): the fraction of
 # face pixels crushed to black or clipped to white. Advisory.
 DARK_LUMA = 0.05
@@ -472,20 +477,29 @@ def build_report(
         checks += found
         measures.update(more)
     done = [c for c in checks if c is not None]
-    failed = [c["check"] for c in done if not c["pass"] and c["level"] == REQUIRED]
-    review = [c["check"] for c in done if not c["pass"] and c["level"] == REVIEW]
     return {
         "spec": spec.id,
         "spec_name": spec.name,
         "measures": measures,
         "checks": done,
-        "failed": failed,
-        "review": review,
-        "warnings": [c["check"] for c in done if not c["pass"] and c["level"] == ADVISORY],
-        "verdict": "fail" if failed else ("review" if review else "pass"),
+        **verdict_of(done),
         "rules": spec.rules.name,
         "not_checked": list(NOT_CHECKED) if landmarks is not None else list(NOT_CHECKED_BASIC),
         "notes": (list(NOTES) if landmarks is None else NOTES[1:]) if kp is not None else NOTES[1:],
+    }
+
+
+def verdict_of(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The three-way verdict of a list of checks, with the names behind it: ``fail`` when a
+    required check fails (``failed``), else ``review`` when a review-level one does
+    (``review``), else ``pass``; advisory failures are ``warnings`` and change nothing."""
+    failed = [c["check"] for c in checks if not c["pass"] and c["level"] == REQUIRED]
+    review = [c["check"] for c in checks if not c["pass"] and c["level"] == REVIEW]
+    return {
+        "failed": failed,
+        "review": review,
+        "warnings": [c["check"] for c in checks if not c["pass"] and c["level"] == ADVISORY],
+        "verdict": "fail" if failed else ("review" if review else "pass"),
     }
 
 
@@ -545,6 +559,20 @@ def _image_checks(
                     level,
                 )
             )
+    # The person should reach the bottom edge (shoulders, clothes): a matte that lost light
+    # clothes against a light wall leaves a floating head that every band still passes.
+    bottom = float(a[int(a.shape[0] * (1 - SHOULDER_ROWS)) :].mean())
+    measures["person_at_bottom"] = round(bottom, 3)
+    out.append(
+        _check(
+            "shoulders",
+            round(bottom, 3),
+            SHOULDERS_MIN,
+            bottom >= SHOULDERS_MIN,
+            "fraction",
+            REVIEW,
+        )
+    )
     if kp is None:
         return out
     sharp = face_sharpness(luma, a, kp)

@@ -277,6 +277,18 @@ def _sentences(
             _("Background colour: %(value)s.", value=name),
             _("Choose a background this document accepts."),
         )
+    if cid == "shoulders":
+        return (
+            _(
+                "Shoulders in the photo: %(value)s of the bottom rows show you (at least %(limit)s).",
+                value=_pct(value),
+                limit=_pct(limit),
+            ),
+            _(
+                "Check that your shoulders show: light clothes against a light wall can vanish. "
+                "Wear clothes that stand out from the background."
+            ),
+        )
     if cid == "metadata_stripped":
         return (
             _("Camera data (location, device) removed from the file."),

@@ -160,3 +160,16 @@ def test_a_face_with_too_few_pixels_is_refused(detector) -> None:
     with pytest.raises(FaceTooSmall) as info:
         stages.analyse(buf.getvalue(), detector)
     assert info.value.details["eye_distance_px"] < 40
+
+
+def test_a_floating_head_asks_for_review(detector, segmenter, landmarker) -> None:
+    """A white T-shirt on a white wall: the matte loses the body, every band still holds, and
+    the photo would pass as a floating head. The missing shoulders put it up for review."""
+    rows = corpus.select(corpus.load_manifest(), only=["jspsych__sad_face_4.jpg"])
+    data = corpus.fetch(rows, log=lambda line: None)["jspsych__sad_face_4.jpg"].read_bytes()
+    comp, _, _ = stages.make_photo(
+        data, get_spec("us-passport"), "white", detector, segmenter, landmarker=landmarker
+    )
+    report = comp.report
+    assert "shoulders" in report["review"] and report["verdict"] != "pass"
+    assert report["measures"]["person_at_bottom"] < 0.1

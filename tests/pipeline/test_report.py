@@ -128,13 +128,18 @@ def test_report_agrees_with_output(portrait: str, spec_id: str, prepared, detect
     H, W = rgb.shape[:2]
     face = the_face(detector, rgb)
 
-    # Every check has the documented shape; the verdict follows the required checks only.
+    # Every check has the documented shape; the verdict follows the required checks, then the
+    # review-level ones.
     for c in rep["checks"]:
         assert {"check", "value", "limit", "unit", "pass", "level"} <= set(c), c
-        assert c["level"] in ("required", "advisory")
+        assert c["level"] in ("required", "review", "advisory")
     assert rep["failed"] == [
         c["check"] for c in rep["checks"] if not c["pass"] and c["level"] == "required"
     ]
+    assert rep["review"] == [
+        c["check"] for c in rep["checks"] if not c["pass"] and c["level"] == "review"
+    ]
+    assert rep["verdict"] == ("fail" if rep["failed"] else "review" if rep["review"] else "pass")
     assert rep["warnings"] == [
         c["check"] for c in rep["checks"] if not c["pass"] and c["level"] == "advisory"
     ]
