@@ -82,10 +82,16 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
 
 
 def choose_precision(
-    requested: str, provider: str, flags: frozenset[str] | None = None
+    requested: str,
+    provider: str,
+    flags: frozenset[str] | None = None,
+    *,
+    int8_passes_gate: bool | None = None,
 ) -> tuple[str, str]:
     """``(precision, reason)`` a session on ``provider`` runs: ``fp16`` (the fetched model),
-    ``fp32`` or ``int8``. ``requested`` other than ``auto`` is obeyed as it is."""
+    ``fp32`` or ``int8``. ``requested`` other than ``auto`` is obeyed as it is; ``auto`` runs
+    int8 only where the CPU has the instructions and the int8 file passed the quality gate
+    (``int8_passes_gate``, default: what `config.models` records for it)."""
     if requested not in PRECISIONS:
         raise ValueError(f"segment precision must be one of {PRECISIONS}, got {requested!r}")
     if requested == "fetched":
@@ -96,7 +102,11 @@ def choose_precision(
         return "fp16", "CUDA runs the fetched fp16 model natively"
     have = sorted(set(INT8_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
     if have:
-        return "int8", f"CPU has {'+'.join(have)}"
+        if int8_passes_gate is None:
+            int8_passes_gate = DERIVED["isnet-imgly-medium-int8"].passes_gate
+        if int8_passes_gate:
+            return "int8", f"CPU has {'+'.join(have)}"
+        return "fp32", f"CPU has {'+'.join(have)}, but the int8 model fails the quality gate"
     return "fp32", f"CPU has none of {'/'.join(INT8_CPU_FLAGS)}"
 
 
