@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             # others before the model; on those the reference often sees nobody).
             "gate_photos": sum(r["photo"] in given for r in per_photo),
             "iou_vs_fp32": {
-                k: _summary([i for i, r in zip(v, per_photo) if r["photo"] in given])
+                k: _summary([i for i, r in zip(v, per_photo, strict=True) if r["photo"] in given])
                 for k, v in ious.items()
                 if v
             },

@@ -14,7 +14,7 @@ a shared 2-core machine they move with the load):
 1. model-only: `pipeline.stages.segment` (ISNet through `pipeline.segment`) on the photos'
    face regions, in this process, with the models loaded as a GPU worker's pool child loads them
    (`tasks.services.Services.load_models`, threads = ``settings.ort_threads`` or cores / the GPU
-   worker's concurrency, see ``tasks.app._on_process_init``): photos/s, the limit. Measured
+   worker's concurrency, see ``tasks.startup._on_process_init``): photos/s, the limit. Measured
    before and after the service runs; their mean is the reference.
 2. large input: a 24 MP (6000x4000) JPEG from bytes to the model's 1024x1024 input, our way
    (`stages.analyse`: draft decode, detection, face region, then the segmenter's resize) and

@@ -65,45 +65,14 @@ def settings_environ(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _cli_options(subcommand: str) -> set[str] | None:
-    """The option strings of ``idphoto SUBCOMMAND``, or None when the CLI has no such command."""
-    try:
-        from idphoto.cli import build_parser
-
-        parser = build_parser()
-    except Exception:  # a half-built CLI must not stop the service from starting
-        return None
-    for action in parser._actions:  # argparse keeps the subparsers here
-        choices = getattr(action, "choices", None)
-        if isinstance(choices, Mapping) and subcommand in choices:
-            return {opt for a in choices[subcommand]._actions for opt in a.option_strings}
-    return None
-
-
 def worker_argv(queue: str, concurrency: int, hostname: str | None = None) -> list[str]:
     """The command that runs one worker consuming ``queue``, named ``{queue}@host`` (or
     ``hostname``) so that Flower and ``celery inspect`` tell the workers apart."""
     hostname = hostname or f"{queue}@%h"
-    options = _cli_options("worker")
-    if options is not None:
-        argv = [
-            sys.executable,
-            "-m",
-            "idphoto.cli",
-            "worker",
-            "--queues",
-            queue,
-            "-c",
-            str(concurrency),
-        ]
-        for flag in ("--hostname", "-n"):
-            if flag in options:
-                return [*argv, flag, hostname]
-        return argv
     return [
         sys.executable,
         "-m",
-        "idphoto.serve",
+        "idphoto.cli",
         "worker",
         "--queues",
         queue,

@@ -140,7 +140,6 @@ def analyse(
     return analysis, region
 
 
-
 def _region_box(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """The face-centred region (work pixels, clipped to the photo)."""
     h, w = shape[:2]

@@ -1,4 +1,4 @@
-"""The Celery app factory: queues, routing, reliability settings and worker start-up.
+"""The Celery app factory: queues, routing and reliability settings.
 
 ``make_celery(settings)`` builds a new app from the settings object and connects to nothing. The
 module attribute ``app`` (for ``celery -A tasks.app worker``) is built on first access from
@@ -25,47 +25,37 @@ being processed lives only in the worker's memory (a killed worker loses it); jo
 the file job store (`tasks.jobstore.FileJobStore`). ``settings.task_always_eager`` runs the
 chain in the calling process instead, for the CLI's single-process path only.
 
-Models: ``celeryd_init`` (in the worker's parent, before the pool forks) only notes the worker's
-queues and concurrency; ``worker_process_init`` (in each pool child) then loads the face
-detector and the segmenter when the worker consumes ``gpu``, with ONNX Runtime threads =
-``settings.ort_threads`` or cores / concurrency. CPU workers load no model.
+Worker start-up (the signal handlers that load the models in a GPU worker's pool children) is
+in `tasks.startup`; queue and task names are in `config.routing`. ``celery_for(settings)`` is
+this process's app for ``settings`` (to send chains from).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
-import sys
+import threading
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery
 from kombu import Exchange, Queue
 
+from config.routing import (  # noqa: F401 - re-exported: the app's routing, one place
+    COMPOSITE,
+    CPU_QUEUE,
+    EXCHANGE,
+    FAIL_JOB,
+    GPU_QUEUE,
+    MATTE_REFINE,
+    QUEUES,
+    SEGMENT,
+    STORE,
+    TASK_QUEUES,
+)
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-EXCHANGE = "idphoto"
-GPU_QUEUE = "gpu"
-CPU_QUEUE = "cpu"
-QUEUES = (GPU_QUEUE, CPU_QUEUE)
-
-# Task names: a wire contract between the web layer and every deployed worker.
-SEGMENT = "idphoto.segment"
-MATTE_REFINE = "idphoto.matte_refine"
-COMPOSITE = "idphoto.composite"
-STORE = "idphoto.store"
-FAIL_JOB = "idphoto.fail_job"  # the chain's error callback (runs where the failure is seen)
-
-TASK_QUEUES = {
-    SEGMENT: GPU_QUEUE,
-    MATTE_REFINE: CPU_QUEUE,
-    COMPOSITE: CPU_QUEUE,
-    STORE: CPU_QUEUE,
-    FAIL_JOB: CPU_QUEUE,
-}
 
 #: Filesystem-transport polling interval (s): the embedded mode's hop latency.
 EMBEDDED_POLL_S = 0.1
@@ -161,6 +151,24 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+_APPS: dict[tuple[int, Settings], Celery] = {}
+_APPS_LOCK = threading.Lock()
+
+
+def celery_for(settings: Settings) -> Celery:
+    """This process's Celery app for ``settings``, built once (the web app and the CLI send
+    chains through it; building one per request would re-read the settings and re-register
+    the tasks)."""
+    key = (os.getpid(), settings)
+    with _APPS_LOCK:
+        found = _APPS.get(key)
+        if found is None:
+            if len(_APPS) >= 8:
+                _APPS.pop(next(iter(_APPS)))
+            found = _APPS[key] = make_celery(settings)
+        return found
+
+
 def declare_topology(app: Celery) -> None:
     """Declare the exchange and both queues on the broker (idempotent).
 
@@ -175,115 +183,6 @@ def declare_topology(app: Celery) -> None:
         channel = conn.default_channel
         for queue in app.conf.task_queues:
             queue.bind(channel).declare()
-
-
-# -- worker start-up -----------------------------------------------------------------------------
-
-#: A pool child whose models fail to load exits with this (EX_SOFTWARE) after stopping its parent.
-EXIT_MODELS_FAILED = 70
-
-#: Set in the worker's parent by ``celeryd_init``, inherited by the pool children.
-_WORKER: dict[str, Any] = {}
-
-
-def _queue_names(value: Any) -> list[str]:
-    if not value:
-        return list(QUEUES)
-    if isinstance(value, str):
-        value = value.split(",")
-    return [str(q).strip() for q in value if str(q).strip()]
-
-
-@signals.celeryd_init.connect
-def _on_worker_init(
-    sender: Any = None,
-    instance: Any = None,
-    conf: Any = None,
-    options: dict | None = None,
-    **_: Any,
-) -> None:
-    """Note the worker's role; cap CPU-only workers' child memory. Loads nothing."""
-    settings = getattr(getattr(instance, "app", None), "idphoto_settings", None)
-    if settings is None or conf is None:
-        return
-    options = options or {}
-    queues = _queue_names(options.get("queues"))
-    concurrency = int(options.get("concurrency") or conf.worker_concurrency or os.cpu_count() or 1)
-    # Shared with the pool children (forked later): set by one whose models fail to load.
-    _WORKER.update(
-        settings=settings,
-        queues=queues,
-        concurrency=concurrency,
-        models_failed=multiprocessing.RawValue("b", 0),
-    )
-    if GPU_QUEUE not in queues and settings.worker_max_memory_mb > 0:
-        conf.worker_max_memory_per_child = settings.worker_max_memory_mb * 1024  # KiB
-    if GPU_QUEUE in queues:
-        # Which model file and provider the children will load (chosen from the settings and
-        # this CPU, nothing loaded here): in the start log, and in `celery inspect conf`,
-        # which Flower shows as the worker's Config.
-        from tasks.services import services_for
-
-        choice = services_for(settings).segment_choice()
-        conf.idphoto_segment = choice
-        logger.info("segment worker runs %s", " ".join(f"{k}={v}" for k, v in choice.items()))
-    if not settings.embedded:
-        try:
-            declare_topology(instance.app)
-        except Exception:
-            logger.exception("could not declare the queues at worker start")
-    if "numba" in sys.modules:
-        logger.error(
-            "numba was imported in the worker's parent process: pool children that run "
-            "pymatting will be killed by numba's OpenMP fork guard; import the pipeline stages "
-            "lazily (inside tasks), or set NUMBA_THREADING_LAYER=workqueue"
-        )
-
-
-def models_failed() -> bool:
-    """In the worker's parent after the pool stopped: whether a child's models failed to load
-    (``run_worker`` then exits non-zero instead of a warm shutdown's 0)."""
-    flag = _WORKER.get("models_failed")
-    return bool(flag is not None and flag.value)
-
-
-@signals.worker_process_init.connect
-def _on_process_init(**_: Any) -> None:
-    """In each pool child: build the services and, on a GPU worker, load the models."""
-    settings: Settings | None = _WORKER.get("settings")
-    if settings is None:
-        return
-    from tasks.services import services_for
-
-    svc = services_for(settings)
-    cores = os.cpu_count() or 1
-    threads = settings.ort_threads or max(1, cores // max(1, _WORKER.get("concurrency", 1)))
-    try:
-        svc.ready_store()
-    except Exception:  # the tasks retry storage errors; a down store must not kill the pool
-        logger.warning("blob store not ready at worker start", exc_info=True)
-    if GPU_QUEUE in _WORKER.get("queues", QUEUES):
-        try:
-            svc.load_models(threads=threads)
-        except Exception:
-            # Celery only logs a failing init handler and the child then fails every job in
-            # milliseconds, draining the queue: stop the whole worker instead (run_worker has
-            # already checked that the files exist; this is a model that will not load).
-            logger.critical(
-                "models failed to load in a pool child: stopping the worker", exc_info=True
-            )
-            flag = _WORKER.get("models_failed")
-            if flag is not None:
-                flag.value = 1
-            os.kill(os.getppid(), signal.SIGTERM)
-            os._exit(EXIT_MODELS_FAILED)
-    else:
-        try:
-            import cv2
-
-            cv2.setNumThreads(settings.cpu_threads or threads)
-        except ImportError:  # pragma: no cover - cv2 is a pipeline dependency
-            pass
 
 
 def __getattr__(name: str) -> Any:

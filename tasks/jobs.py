@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import chain
 
+from config import routing
 from config.catalogue import parse_spec_arg
 from config.settings import Settings
 from pipeline.composite import parse_background
@@ -35,8 +36,8 @@ from pipeline.declared import Declared
 from pipeline.decode import sniff
 from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
 from storage.errors import ObjectNotFound, StorageUnavailable
-from tasks import app as appmod
 from tasks import keys
+from tasks.app import celery_for
 from tasks.jobstore import RUNNING_STATES, TERMINAL_STATES
 from tasks.pipeline import CONTEXT_VERSION, purge_intermediates, request_fingerprint
 from tasks.services import Services, services_for
@@ -107,27 +108,27 @@ def validate_request(
 
 
 def _send(services: Services, ctx: dict[str, Any], *, cached: bool) -> None:
-    app = services.celery
+    app = celery_for(services.settings)
     first = (
-        [app.signature(appmod.COMPOSITE, args=(ctx,))]
+        [app.signature(routing.COMPOSITE, args=(ctx,))]
         if cached
         else [
-            app.signature(appmod.SEGMENT, args=(ctx,)),
-            app.signature(appmod.MATTE_REFINE),
-            app.signature(appmod.COMPOSITE),
+            app.signature(routing.SEGMENT, args=(ctx,)),
+            app.signature(routing.MATTE_REFINE),
+            app.signature(routing.COMPOSITE),
         ]
     )
-    sig = chain(*first, app.signature(appmod.STORE))
+    sig = chain(*first, app.signature(routing.STORE))
     if app.conf.task_always_eager:
         # In process: a failing stage re-raises here, after its failure handler has already
         # written the reason to the record, which is where callers look for it.
         try:
-            sig.apply_async(link_error=app.signature(appmod.FAIL_JOB))
+            sig.apply_async(link_error=app.signature(routing.FAIL_JOB))
         except Exception as exc:
             logger.info("eager job %s failed: %s", ctx["job_id"], type(exc).__name__)
         return
     try:
-        sig.apply_async(link_error=app.signature(appmod.FAIL_JOB))
+        sig.apply_async(link_error=app.signature(routing.FAIL_JOB))
     except Exception as exc:  # kombu/amqp errors: the broker is down or refused the message
         if isinstance(exc, IdPhotoError):
             raise

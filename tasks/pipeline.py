@@ -44,12 +44,12 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 from PIL import Image
 
+from config import routing
 from config.catalogue import get_spec
 from pipeline.declared import Declared
 from pipeline.errors import IdPhotoError
 from pipeline.types import Analysis
 from storage.errors import ObjectNotFound, StorageUnavailable
-from tasks import app as appmod
 from tasks import keys
 from tasks.jobstore import TERMINAL_STATES
 from tasks.services import Services, services_for
@@ -58,10 +58,10 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_VERSION = 1
 STAGE_OF_TASK = {
-    appmod.SEGMENT: "segment",
-    appmod.MATTE_REFINE: "matte_refine",
-    appmod.COMPOSITE: "composite",
-    appmod.STORE: "store",
+    routing.SEGMENT: "segment",
+    routing.MATTE_REFINE: "matte_refine",
+    routing.COMPOSITE: "composite",
+    routing.STORE: "store",
 }
 _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "json": "application/json"}
 
@@ -481,23 +481,23 @@ def register_tasks(app: Celery) -> None:
         "retry_backoff_max": settings.task_retry_backoff_max_s,
     }
 
-    @app.task(name=appmod.SEGMENT, **opts)
+    @app.task(name=routing.SEGMENT, **opts)
     def segment(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         return run_segment(self, ctx)
 
-    @app.task(name=appmod.MATTE_REFINE, **opts)
+    @app.task(name=routing.MATTE_REFINE, **opts)
     def matte_refine(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         return run_matte_refine(self, ctx)
 
-    @app.task(name=appmod.COMPOSITE, **opts)
+    @app.task(name=routing.COMPOSITE, **opts)
     def composite(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         return run_composite(self, ctx)
 
-    @app.task(name=appmod.STORE, **opts)
+    @app.task(name=routing.STORE, **opts)
     def store(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         return run_store(self, ctx)
 
-    @app.task(name=appmod.FAIL_JOB, shared=False)
+    @app.task(name=routing.FAIL_JOB, shared=False)
     def fail_job_errback(request: Any, exc: BaseException, traceback: Any) -> None:
         """The chain's error callback, called in the process that saw the failure (the pool
         child, or the worker's parent for a lost child or a hard time limit)."""

@@ -1,4 +1,4 @@
-"""Per-process services: blob store, job store, Celery app and (on GPU workers) the models.
+"""Per-process services: blob store, job store and (on GPU workers) the models.
 
 One `Services` per (process, settings): built lazily, so nothing connects at import time, and
 keyed by the process id, so a forked child never reuses its parent's S3 client or sockets.
@@ -20,8 +20,6 @@ from storage import BlobStore, make_store
 from tasks.jobstore import JobStore, make_jobstore
 
 if TYPE_CHECKING:
-    from celery import Celery
-
     from pipeline.detect import FaceDetector
     from pipeline.landmarks import Landmarker
     from pipeline.segment import Segmenter
@@ -40,7 +38,6 @@ class Services:
         self._detector: FaceDetector | None = None
         self._segmenter: Segmenter | None = None
         self._landmarker: Landmarker | None = None
-        self._celery: Celery | None = None
         self._store_ready = False
         self.ort_threads = settings.ort_threads
 
@@ -59,17 +56,6 @@ class Services:
             store.ensure_ready()
             self._store_ready = True
         return store
-
-    @property
-    def celery(self) -> Celery:
-        """A Celery app for these settings, to send chains from (the web app, the CLI)."""
-        if self._celery is None:
-            with self._lock:
-                if self._celery is None:
-                    from tasks.app import make_celery
-
-                    self._celery = make_celery(self.settings)
-        return self._celery
 
     @property
     def jobstore(self) -> JobStore:

@@ -17,15 +17,10 @@ import time
 from pathlib import Path
 
 from config.models import BLAZEFACE_BACK, BLAZEFACE_FRONT, FACE_MESH, IRIS
+from config.routing import GPU_QUEUE, QUEUES
 from config.settings import Settings
-from tasks.app import (
-    EXIT_MODELS_FAILED,
-    GPU_QUEUE,
-    QUEUES,
-    broker_dir,
-    make_celery,
-    models_failed,
-)
+from tasks.app import broker_dir, make_celery
+from tasks.startup import EXIT_MODELS_FAILED, models_failed
 
 logger = logging.getLogger("idphoto.worker")
 

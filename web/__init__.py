@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logs.init_app(app)
     security.init_app(app)
     app_state.extras["limiter"] = limits.init_app(app)
-    app_state.metrics = metrics.init_app(app)
+    app_state.metrics = metrics.init_app(app, settings)
 
     from web import api, files, ops, ui
 

@@ -26,6 +26,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from config.settings import Settings
+
 logger = logging.getLogger("idphoto.web")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -113,10 +115,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def init_app(app: Flask) -> Metrics:
-    from web.context import state
-
-    settings = state(app).settings
+def init_app(app: Flask, settings: Settings) -> Metrics:
     metrics = Metrics(settings.redis_url, settings.job_key_prefix)
 
     @app.before_request

@@ -27,6 +27,7 @@ import requests
 
 from config.settings import Settings
 from idphoto.serve import settings_environ
+from tasks.app import celery_for
 from tasks.jobs import get_job, submit_job
 from tests.conftest import S3Server
 from tests.reliability import harness
@@ -105,9 +106,8 @@ class Cluster:
 
     def ping(self, timeout: float = 3.0) -> dict[str, Any]:
         """``celery inspect ping`` over the broker: node name -> reply, for every worker."""
-        from tasks.services import services_for
 
-        app = services_for(self.settings).celery
+        app = celery_for(self.settings)
         with app.connection_for_write() as conn:  # a new connection: the pooled one may be stale
             replies = app.control.ping(timeout=timeout, connection=conn) or []
         return {name: reply for item in replies for name, reply in item.items()}

@@ -19,6 +19,7 @@ from config.catalogue import get_spec
 from config.settings import Settings
 from idphoto.samples import sample_path
 from storage import make_store
+from tasks.app import celery_for
 from tasks.jobs import delete_job, get_job, submit_job
 from tasks.jobstore import FileJobStore, make_jobstore
 
@@ -126,7 +127,7 @@ def test_refine_without_a_stored_region_decodes_the_upload_again(tmp_path: Path)
         "background": "white",
         "options": {},
     }
-    services.celery.tasks[MATTE_REFINE].apply(args=(ctx,)).get()
+    celery_for(services.settings).tasks[MATTE_REFINE].apply(args=(ctx,)).get()
     stage = (get_job(settings, job_id) or {})["stages"]["matte_refine"]
     assert stage["status"] == "ok", stage
     assert not store.exists(region_key)  # it really ran without one

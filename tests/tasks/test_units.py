@@ -18,7 +18,7 @@ from celery.exceptions import Ignore, TimeLimitExceeded
 from config.settings import Settings
 from pipeline.errors import BadParameter, NoFaceError
 from storage.errors import ObjectNotFound, StorageUnavailable
-from tasks import keys
+from tasks import keys, startup
 from tasks.app import COMPOSITE, FAIL_JOB, MATTE_REFINE, SEGMENT, STORE, make_celery
 from tasks.jobs import _options
 from tasks.jobstore import FileJobStore, JobStore, RedisJobStore, make_jobstore
@@ -99,9 +99,7 @@ def test_cpu_only_worker_gets_a_memory_cap(monkeypatch: pytest.MonkeyPatch) -> N
             sender="w@h", instance=instance, conf=app.conf, options={"queues": queues}
         )
         assert app.conf.worker_max_memory_per_child == expected
-    from tasks.app import _WORKER
-
-    _WORKER.clear()  # the handler noted a worker role in this (test) process
+    startup._WORKER.clear()  # the handler noted a worker role in this (test) process
 
 
 def test_keys_are_deterministic_and_safe() -> None:

@@ -1,0 +1,30 @@
+"""The house rules, checked on every run: the layers and their purity (import-linter's
+contracts in setup.cfg: idphoto -> web -> tasks -> {pipeline, storage} -> config, pipeline free
+of Celery, Flask, boto3 and Redis, no import cycles inside a package, an import inside a
+function counting like any other), and ruff's lint and format."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_import_contracts_are_kept() -> None:
+    done = _run(str(BIN / "lint-imports"), "--no-cache")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "4 kept, 0 broken" in done.stdout, done.stdout[-2000:]
+
+
+def test_ruff_lint_and_format() -> None:
+    lint = _run(str(BIN / "ruff"), "check", ".")
+    assert lint.returncode == 0, lint.stdout[-4000:]
+    fmt = _run(str(BIN / "ruff"), "format", "--check", ".")
+    assert fmt.returncode == 0, fmt.stdout[-4000:]
