@@ -69,6 +69,49 @@ ERRORS = {
     "upload_failed": lazy_gettext(
         "The upload failed. Check your connection; if the photo is very large, try a smaller one."
     ),
+    "field_too_large": lazy_gettext(
+        "One of the form's fields is too large. Send the photo as a file, not as text."
+    ),
+    "archive_too_large": lazy_gettext(
+        "This zip file unpacks to more than one batch may hold. Please send fewer photos at a time."
+    ),
+    "unsupported_archive": lazy_gettext("This file is not a zip archive we can read."),
+    "unknown_batch": lazy_gettext(
+        "This batch is no longer here: it was deleted, or it expired. Please start again."
+    ),
+    "input_expired": lazy_gettext(
+        "Your original photo is no longer stored, so this photo can't be changed. Please upload "
+        "it again."
+    ),
+    "expired": lazy_gettext(
+        "This photo is no longer here: it was deleted, or it expired. Please start again."
+    ),
+    "spec_unmet": lazy_gettext(
+        "This photo can't be made to meet the document's rules. Please try another photo."
+    ),
+    "bad_request": lazy_gettext("The request could not be understood. Please reload the page."),
+    "method_not_allowed": lazy_gettext("This address can't be used that way."),
+    "storage_failed": lazy_gettext(
+        "We couldn't save your photo just now. Please try again in a minute."
+    ),
+    "insufficient_storage": lazy_gettext(
+        "We have no space left to store photos right now. Nothing was lost: please try again later."
+    ),
+    "queue_unavailable": lazy_gettext(
+        "We couldn't start working on your photo just now. Please try again in a minute."
+    ),
+    "lost": lazy_gettext(
+        "Your photo was held up on our side and didn't finish. Please send it again."
+    ),
+    "input_missing": lazy_gettext(
+        "Your photo is no longer stored on our side. Please upload it again."
+    ),
+    "storage_unavailable": lazy_gettext(
+        "The service is temporarily unavailable. Please try again in a minute."
+    ),
+    "timeout": lazy_gettext(
+        "Your photo took too long to process. Please try again, or use a smaller photo."
+    ),
     "internal_error": lazy_gettext("Something went wrong on our side. Please try again."),
     "worker_lost": lazy_gettext("Something went wrong on our side. Please try again."),
     "generic": lazy_gettext("Something went wrong. Please try again."),

@@ -315,3 +315,38 @@ def test_compose_publishes_flower_on_loopback_only() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     (port,) = compose["services"]["flower"]["ports"]
     assert port.startswith("${FLOWER_BIND:-127.0.0.1}:"), port
+
+
+def test_every_error_code_and_failure_reason_has_a_sentence() -> None:
+    """Whatever the API answers or a job record says went wrong, the page tells the visitor in
+    words, not "Something went wrong": the domain errors' codes, every code the web layer
+    answers (read from its source) and the reasons the task layer writes."""
+    import inspect
+    import re
+
+    import config.errors as domain
+    import tasks.jobs
+    import tasks.pipeline
+    import web.api
+    import web.errors
+    from web.messages import ERRORS
+
+    codes = {
+        cls.code
+        for _, cls in inspect.getmembers(domain, inspect.isclass)
+        if issubclass(cls, domain.IdPhotoError) and cls.code != "idphoto_error"  # the bases'
+    }
+    web_source = inspect.getsource(web.errors) + inspect.getsource(web.api)
+    codes |= set(
+        re.findall(
+            r'(?:error_response\(\s*\d{3},|_error\(|unavailable\()\s*"([a-z_]+)"', web_source
+        )
+    )
+    codes |= set(re.findall(r'^\s+\d{3}: \("([a-z_]+)"', inspect.getsource(web.errors), re.M))
+    codes |= set(re.findall(r'ApiError\(\s*\d{3},\s*"([a-z_]+)"', web_source))
+    task_source = inspect.getsource(tasks.pipeline) + inspect.getsource(tasks.jobs)
+    codes |= set(re.findall(r'"reason": "([a-z_]+)"', task_source))
+    codes |= set(re.findall(r'return "([a-z_]+)", "', task_source))
+    assert {"file_too_large", "insufficient_storage", "lost", "worker_lost"} <= codes
+    missing = sorted(codes - set(ERRORS) - {"file_too_large"})  # its text names the limit
+    assert not missing, f"no sentence for: {missing}"
