@@ -411,6 +411,36 @@ def _label(row: corpus.Row, column: str) -> str:
     return row.fields.get(column, "")
 
 
+#: Flags of photos that break a rule every authority has but no column above labels: a hand or
+#: an object on the face, a filter or text over the photo, light a face cannot be seen in, a
+#: look away. Such a photo is not clean, and a verdict of pass on it is a miss (several of
+#: these have no check: the report lists them as not checked).
+FLAGS_AGAINST_RULES = frozenset(
+    {
+        "hand_near_face",
+        "hands_on_face",
+        "hand_over_mouth",
+        "hand_over_face",
+        "face_covered",
+        "face_mask",
+        "ar_filter",
+        "cartoon_filter",
+        "text_overlay",
+        "collage",
+        "overexposed",
+        "underexposed",
+        "backlit",
+        "blur",
+        "red_eye",
+        "expression",
+        "gaze_away",
+        "looking_up",
+        "looking_down",
+        "top_down",
+    }
+)
+
+
 def _breaks(row: corpus.Row, spec: PhotoSpec) -> dict[str, bool]:
     """Which of the spec's rules the labelled photo breaks, by the check that should see it."""
     rules = spec.rules
@@ -445,7 +475,7 @@ def print_examiner(by_spec: dict[str, list[Result]], rows: dict[str, corpus.Row]
                 if row.expect == "refuse" and row.refuse_kind == "photo":
                     continue  # not a photo of one person: issue 12's table
                 breaks = _breaks(row, spec)
-                broken = any(breaks.values())
+                broken = any(breaks.values()) or bool(row.flags & FLAGS_AGAINST_RULES)
                 clean = (
                     not broken and _label(row, "pose") == "frontal" and "multiple" not in row.flags
                 )

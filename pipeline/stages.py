@@ -50,6 +50,12 @@ REGION_BELOW = 2.6
 # three-quarter views read 43-56.
 MIN_EYE_DISTANCE_PX = 40
 NOT_FRONTAL_YAW_DEG = 35.0
+# The smallest photo that can hold a usable face whole: 40 px between the eyes is a head of
+# about 135-150 px from crown to chin, which with the forehead's hair and the chin inside the
+# frame needs 160 px or more. Smaller photos (the corpus's 130x97 crops) are refused as
+# image_too_small, which is what is wrong with them, before a detector that cannot find a face
+# in 97 rows says "no face".
+MIN_PHOTO_SIDE_PX = 160
 UPRIGHT_MARGIN = 0.1  # score lead an upside-down reading needs over the upright one
 # Score a face found only after turning the photo needs: real faces in turned portraits score
 # 0.83-0.95 here, false ones in turned still lifes (skimage's coffee) 0.60-0.80.
@@ -85,7 +91,9 @@ def analyse(
     (the set-up step that prepares calibration photos for the int8 model passes 0: its input
     must not move when the product's policy does).
     """
-    decoded = decode(data, max_pixels=max_pixels, max_side=WORK_SIDE, exact=False)
+    decoded = decode(
+        data, max_pixels=max_pixels, max_side=WORK_SIDE, exact=False, min_side=MIN_PHOTO_SIDE_PX
+    )
     rotation, rgb, face, count = _upright(detector, np.asarray(decoded.image))
     max_side = WORK_SIDE
     x0, y0, x1, y1 = _region_box(face, rgb.shape)

@@ -283,7 +283,13 @@ def build(tag: str = "") -> list[Case]:
             "image/gif",
         ),
         Case("63x63 JPEG", encode(p.resize((63, 63))), frozenset({"failed:image_too_small"})),
-        Case("64x4000 JPEG strip", encode(p.resize((64, 4000))), frozenset({"failed:no_face"})),
+        # Under 160 px on the short side no usable face fits (pipeline.stages.MIN_PHOTO_SIDE_PX).
+        Case(
+            "159x4000 JPEG strip",
+            encode(p.resize((159, 4000))),
+            frozenset({"failed:image_too_small"}),
+        ),
+        Case("160x4000 JPEG strip", encode(p.resize((160, 4000))), frozenset({"failed:no_face"})),
         # Animations.
         Case(
             "animated GIF",
