@@ -706,11 +706,11 @@ def _add_worker_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
-    from idphoto.serve import flower_argv, settings_environ
+    from idphoto.serve import flower_argv, flower_env, settings_environ
 
     settings = replace(settings, flower_port=args.port) if args.port else settings
     argv = flower_argv(settings, args.address)
-    env = {**os.environ, **settings_environ(settings)}
+    env = {**os.environ, **settings_environ(settings), **flower_env(settings)}
     os.execvpe(argv[0], argv, env)
     return EXIT_OK  # not reached
 
@@ -720,7 +720,12 @@ def _add_flower_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "flower", help="run Flower (basic auth and URL prefix from settings)", parents=[common]
     )
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--address", default="0.0.0.0")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="interface to listen on (default: loopback; its /metrics and /healthcheck need no "
+        "login, so publish it through a proxy or an internal network only)",
+    )
     p.set_defaults(func=_cmd_flower)
 
 

@@ -117,11 +117,17 @@ def flower_argv(settings: Settings, host: str) -> list[str]:
         "flower",
         f"--address={host}",
         f"--port={settings.flower_port}",
-        f"--basic-auth={settings.flower_user}:{settings.flower_password}",
     ]
     if prefix:
         argv.append(f"--url_prefix={prefix}")
     return argv
+
+
+def flower_env(settings: Settings) -> dict[str, str]:
+    """Flower's login, for its environment (``FLOWER_BASIC_AUTH``, which Flower reads like its
+    ``--basic-auth`` option): on the command line it would show in ``ps`` to every user of the
+    host."""
+    return {"FLOWER_BASIC_AUTH": f"{settings.flower_user}:{settings.flower_password}"}
 
 
 def _start(child: Child, env: Mapping[str, str]) -> None:
@@ -208,7 +214,7 @@ def run_topology(
         if settings.embedded:
             logger.warning("Flower needs a broker: not started in embedded mode")
         else:
-            children.append(Child("flower", flower_args))
+            children.append(Child("flower", flower_args, env=flower_env(settings)))
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         raise _Stop()

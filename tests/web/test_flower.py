@@ -37,3 +37,25 @@ def test_flower_lists_both_workers_and_queues(stack: Stack) -> None:
     if page.status_code == 404:  # older Flower: the dashboard is the root page
         page = requests.get(stack.flower_url + "/", auth=auth, timeout=10)
     assert page.status_code == 200
+
+
+def test_flower_password_is_not_on_any_command_line(stack: Stack) -> None:
+    """Every user of the host can read /proc/*/cmdline (``ps``): the login goes to Flower
+    through its environment."""
+    from pathlib import Path
+
+    secret = stack.settings.flower_password
+    assert secret
+    seen = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        text = b" ".join(argv).decode(errors="replace")
+        if "flower" in text:
+            seen.append(text)
+        assert secret not in text, f"password on a command line: {text[:200]}"
+    assert seen, "no Flower process found"

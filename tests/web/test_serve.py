@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from config.settings import Settings
-from idphoto.serve import flower_argv, settings_environ, web_argv, worker_argv
+from idphoto.serve import flower_argv, flower_env, settings_environ, web_argv, worker_argv
 
 
 def test_settings_travel_to_children_through_the_environment() -> None:
@@ -40,7 +40,8 @@ def test_commands() -> None:
     named = worker_argv("gpu", 1, hostname="gpu3-x@%h")  # a supervisor's numbered incarnation
     assert "gpu3-x@%h" in named and "gpu@%h" not in named
     flower = flower_argv(settings, "0.0.0.0")
-    assert "--basic-auth=ops:s3cret" in flower
+    assert not any("s3cret" in a for a in flower), "the password would show in ps"
+    assert flower_env(settings) == {"FLOWER_BASIC_AUTH": "ops:s3cret"}
     assert "--url_prefix=flower" in flower and "--port=5566" in flower
 
 
