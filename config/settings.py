@@ -81,6 +81,11 @@ class Settings:
     job_store: str = "auto"  # auto | redis | file (auto: redis with a broker, file when embedded)
     job_key_prefix: str = "idphoto"  # namespace of job records in Redis
     job_ttl_s: int = 7 * 24 * 3600  # job records expire this long after their last update
+    # Who a photo's matte (and an identical request's outputs) is reused for: "global", anyone
+    # who sends the same bytes (fastest; a client can tell from the answer's speed that the
+    # photo was sent before, so any holder of a photo can test whether it was); "client",
+    # only the same client (the web app's session; an API call without one shares nothing).
+    cache_scope: str = "global"  # global | client
     # --- web -----------------------------------------------------------------------------------
     secret_key: str = "dev-insecure-change-me"
     rate_limit: str = "60/minute"  # per client, on job submission/recompose/delete; "" = off
@@ -103,6 +108,8 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 object.__setattr__(self, f.name, Path(os.path.abspath(value.expanduser())))
+        if self.cache_scope not in ("global", "client"):
+            raise ValueError(f"cache_scope must be global or client, not {self.cache_scope!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

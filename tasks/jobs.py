@@ -20,6 +20,7 @@ process and settings (`tasks.services.services_for`) and reused across calls.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -198,11 +199,13 @@ def _start(
     background: str,
     options: dict[str, Any],
     extra: dict[str, Any],
+    scope: str = "",
 ) -> str:
-    """Create the record and send the chain (or reuse outputs) for a stored input."""
+    """Create the record and send the chain (or reuse outputs) for a stored input; ``scope``
+    (`cache_scope`) keeps the matte and identical requests' outputs to one client."""
     settings = services.settings
     model = settings.segment_model
-    fingerprint = request_fingerprint(sha256, model, spec, background, options)
+    fingerprint = request_fingerprint(sha256, model, spec, background, options, scope)
     now = time.time()
     fields: dict[str, Any] = {
         **extra,
@@ -217,12 +220,15 @@ def _start(
         "background": background,
         "options": options,
     }
+    if scope:
+        fields["cache_scope"] = scope
     services.jobstore.add_ref(sha256, job_id)
     if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True}):
         return job_id
     store = services.store
-    cached = store.exists(keys.matte_key(sha256, model)) and store.exists(
-        keys.analysis_key(sha256, model)
+    cache = keys.cache_name(model, scope)
+    cached = store.exists(keys.matte_key(sha256, cache)) and store.exists(
+        keys.analysis_key(sha256, cache)
     )
     if not cached and not store.exists(keys.input_key(sha256)):
         services.jobstore.remove_ref(sha256, job_id)
@@ -238,8 +244,22 @@ def _start(
         "background": background,
         "options": options,
     }
+    if scope:
+        ctx["scope"] = scope
     _send(services, ctx, cached=cached)
     return job_id
+
+
+def cache_scope(settings: Settings, client: str | None) -> str:
+    """The cache scope of a request from ``client``: "" (shared) unless ``settings.cache_scope``
+    is ``"client"``; then a keyed hash of the client (16 hex digits), or a random one where the
+    client is unknown (nothing is shared with it)."""
+    if settings.cache_scope != "client":
+        return ""
+    if not client:
+        return secrets.token_hex(8)
+    mac = hmac.new(settings.secret_key.encode(), b"cache-scope\0" + client.encode(), "sha256")
+    return mac.hexdigest()[:16]
 
 
 def _services(settings: Settings) -> Services:
@@ -255,8 +275,14 @@ def submit_job(
     spec: str,
     background: str | None = None,
     options: dict[str, Any] | None = None,
+    client: str | None = None,
 ) -> str:
     """Validate, store the photo, queue its job; return the job id (poll with `get_job`).
+
+    ``client`` names who sends it (the web app: its session) for ``settings.cache_scope =
+    "client"``: the photo's matte and identical requests' outputs are then reused only for
+    the same client (no client: for no one else); with ``"global"`` (the default) for anyone
+    who sends the same bytes.
 
     Raises, before storing or queueing anything: ``UnknownSpec`` / ``BadParameter`` (spec,
     background, options), ``UnsupportedImage`` (not an image format we read),
@@ -291,6 +317,7 @@ def submit_job(
         background=bg,
         options=opts,
         extra={"input_format": fmt, "input_bytes": len(data)},
+        scope=cache_scope(settings, client),
     )
 
 
@@ -393,6 +420,7 @@ def recompose(
         background=bg,
         options=opts,
         extra={**extra, "parent": job_id},
+        scope=str(record.get("cache_scope") or ""),  # the parent's client's
     )
 
 

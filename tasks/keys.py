@@ -30,6 +30,20 @@ def _check(sha256: str, model: str) -> None:
         raise ValueError(f"not a model name: {model!r}")
 
 
+_SCOPE_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def cache_name(model: str, scope: str = "") -> str:
+    """The name a photo's intermediates (analysis, masks, matte) are kept under: the model's,
+    or with ``settings.cache_scope = "client"`` the model's and the client's scope (16 hex
+    digits), so that one client's upload never finds another's matte."""
+    if not scope:
+        return model
+    if not _SCOPE_RE.match(scope):
+        raise ValueError(f"not a cache scope: {scope!r}")
+    return f"{model}.{scope}"
+
+
 def input_key(sha256: str) -> str:
     _check(sha256, "x")
     return f"inputs/{sha256}"

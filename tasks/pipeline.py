@@ -155,10 +155,19 @@ def _services(task: Task) -> Services:
 
 
 def request_fingerprint(
-    sha256: str, model: str, spec: str, background: str, options: dict[str, Any]
+    sha256: str,
+    model: str,
+    spec: str,
+    background: str,
+    options: dict[str, Any],
+    scope: str = "",
 ) -> str:
-    """One name for identical requests (same input, model, spec, background, options)."""
-    canonical = json.dumps([sha256, model, spec, background, options], sort_keys=True)
+    """One name for identical requests (same input, model, spec, background, options; and
+    client, where the cache is scoped to clients)."""
+    parts: list[Any] = [sha256, model, spec, background, options]
+    if scope:
+        parts.append(scope)
+    canonical = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -302,7 +311,7 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
 
     svc = _services(task)
     ctx = _check_context(svc, ctx)
-    sha, model = ctx["sha256"], ctx["model"]
+    sha, model = ctx["sha256"], keys.cache_name(ctx["model"], ctx.get("scope", ""))
     with _stage(task, ctx, "segment", "segmenting") as info:
         data = svc.store.get(keys.input_key(sha))
         began = perf_counter()
@@ -340,7 +349,7 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
 
     svc = _services(task)
     ctx = _check_context(svc, ctx)
-    sha, model = ctx["sha256"], ctx["model"]
+    sha, model = ctx["sha256"], keys.cache_name(ctx["model"], ctx.get("scope", ""))
     with _stage(task, ctx, "matte_refine", "refining") as info:
         clock = _Clock(info)
         coarse_png = svc.store.get(keys.coarse_key(sha, model))
@@ -375,7 +384,8 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
 
     svc = _services(task)
     ctx = _check_context(svc, ctx)
-    sha, model, job_id = ctx["sha256"], ctx["model"], ctx["job_id"]
+    sha, job_id = ctx["sha256"], ctx["job_id"]
+    model = keys.cache_name(ctx["model"], ctx.get("scope", ""))
     options = dict(ctx.get("options") or {})
     with _stage(task, ctx, "composite", "compositing") as info:
         clock = _Clock(info)
@@ -458,7 +468,12 @@ def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         raise Ignore()
     if written == 1:
         fingerprint = request_fingerprint(
-            ctx["sha256"], ctx["model"], ctx["spec"], ctx["background"], ctx.get("options") or {}
+            ctx["sha256"],
+            ctx["model"],
+            ctx["spec"],
+            ctx["background"],
+            ctx.get("options") or {},
+            ctx.get("scope", ""),
         )
         svc.jobstore.remember(fingerprint, job_id)
     return {"job_id": job_id, "state": "done"}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from types import ModuleType
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, session, url_for
 
 from config.catalogue import COUNTRY_NAMES, list_specs
 from config.colours import NAMED_COLOURS
@@ -38,7 +39,6 @@ _PUBLIC_FIELDS = (
     "background",
     "options",
     "parent",
-    "matte_cached",
     "created_at",
     "updated_at",
     "finished_at",
@@ -162,13 +162,28 @@ def submit(
     """Submit a new job (admission already passed), count it, return its id."""
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
+    settings = state().settings
     job_id = _jobs().submit_job(
-        state().settings, data, spec=spec, background=background or None, options=options
+        settings,
+        data,
+        spec=spec,
+        background=background or None,
+        options=options,
+        client=_client() if settings.cache_scope == "client" else None,
     )
     metrics = state().metrics
     if metrics is not None:
         metrics.jobs_submitted.labels(kind="new").inc()
     return job_id
+
+
+def _client() -> str:
+    """Who is asking, for ``cache_scope = "client"``: a random id kept in the signed session
+    (the form's visitors keep theirs; a call without the cookie is a client of its own)."""
+    client = session.get("cache_client")
+    if not isinstance(client, str) or not client:
+        client = session["cache_client"] = secrets.token_urlsafe(16)
+    return client
 
 
 @bp.post("/jobs")
@@ -213,11 +228,16 @@ def get_job(job_id: str) -> Response:
     record = _record(job_id)
     body: dict[str, Any] = {"job_id": job_id}
     body.update({k: record[k] for k in _PUBLIC_FIELDS if k in record})
-    body["stages"] = {
+    stages = {
         name: {k: info[k] for k in _STAGE_FIELDS if k in info}
         for name, info in (record.get("stages") or {}).items()
         if isinstance(info, dict)
     }
+    if record.get("matte_cached"):
+        # Whether this photo's matte was already made is not the client's to know (with a
+        # shared cache, someone else may have sent the same photo): its stages read as done.
+        stages = {"segment": {"status": "ok"}, "matte_refine": {"status": "ok"}, **stages}
+    body["stages"] = stages
     job_state = record.get("state")
     body["outputs"] = _jobs().job_links(state().settings, record) if job_state == "done" else {}
     body["report"] = record.get("report")

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,34 @@ def test_same_photo_again_skips_segmentation(
     assert reused["outputs"]["photo"] == f"jobs/{again}/photo.jpg"
 
 
+def test_client_scoped_cache_is_kept_to_its_client(
+    chain: Chain, portrait_jobs: dict[str, tuple[str, dict[str, Any], float]]
+) -> None:
+    """``cache_scope = "client"``: the same bytes find a matte made for the same client only
+    (grace_hopper's shared matte, made above, is no one's in particular), and an identical
+    request from another client runs again instead of copying the first one's outputs."""
+    scoped = replace(chain.settings, cache_scope="client")
+    data = sample_path("grace_hopper").read_bytes()
+
+    def run(spec: str, client: str | None) -> dict[str, Any]:
+        record = wait_done(scoped, submit_job(scoped, data, spec=spec, client=client))
+        assert record["state"] == "done", record
+        return record
+
+    first = run(SPEC, "alice")
+    assert first["matte_cached"] is False and "segment" in first["stages"]
+    again = run(OTHER_SPEC, "alice")
+    assert again["matte_cached"] is True and "segment" not in again["stages"]
+    other = run(SPEC, "bob")
+    assert other["matte_cached"] is False and "reused_from" not in other
+    assert "segment" in other["stages"]
+    nobody = run(OTHER_SPEC, None)  # no client known: shares with no one
+    assert nobody["matte_cached"] is False
+    assert len({first["cache_scope"], other["cache_scope"], nobody["cache_scope"]}) == 3
+    assert again["cache_scope"] == first["cache_scope"]
+    assert "cache_scope" not in portrait_jobs["grace_hopper"][1]  # the shared cache: no scope
+
+
 def test_no_face_fails_fast_without_segmentation(chain: Chain) -> None:
     data = _gradient_jpeg()
     began = time.monotonic()
@@ -375,12 +403,13 @@ def test_every_published_message_is_under_16_kib(chain: Chain) -> None:
     assert all(r["pid"] != os.getpid() for r in theirs)
     tasks_ours = [r["task"] for r in ours]
     tasks_theirs = [r["task"] for r in theirs]
-    # Two portraits and the no-face photo start with segment; the cached jobs with composite.
-    assert tasks_ours.count(SEGMENT) == 3 and tasks_ours.count(COMPOSITE) == 2
+    # Two portraits, the no-face photo and three client-scoped jobs start with segment; the
+    # cached jobs (two shared, one scoped) with composite.
+    assert tasks_ours.count(SEGMENT) == 6 and tasks_ours.count(COMPOSITE) == 3
     # The workers published the rest of each chain: refine and composite after segment...
-    assert tasks_theirs.count(MATTE_REFINE) == 2 and tasks_theirs.count(COMPOSITE) == 2
+    assert tasks_theirs.count(MATTE_REFINE) == 5 and tasks_theirs.count(COMPOSITE) == 5
     # ...and store after every composite.
-    assert tasks_theirs.count(STORE) == 4
+    assert tasks_theirs.count(STORE) == 8
     assert all(r["bytes"] < msglog.LIMIT_BYTES for r in ours + theirs)
 
 

@@ -265,3 +265,24 @@ def test_a_task_for_a_deleted_job_stops_and_cleans_up(tmp_path: Path) -> None:
         with _stage(_fake_task(settings), ctx, "composite", "compositing"):
             pytest.fail("must not run")
     assert svc.store.list("") == []
+
+
+def test_cache_scope_names_the_client_or_no_one() -> None:
+    from tasks.jobs import cache_scope
+
+    shared = Settings(cache_scope="global")
+    scoped = Settings(cache_scope="client", secret_key="k1")
+    assert cache_scope(shared, "alice") == ""
+    alice = cache_scope(scoped, "alice")
+    assert alice == cache_scope(scoped, "alice") != cache_scope(scoped, "bob")
+    assert len(alice) == 16 and int(alice, 16) >= 0
+    assert cache_scope(Settings(cache_scope="client", secret_key="k2"), "alice") != alice
+    assert cache_scope(scoped, None) != cache_scope(scoped, None)  # unknown: shares nothing
+    assert keys.cache_name("isnet-imgly-medium", "") == "isnet-imgly-medium"
+    assert keys.matte_key("a" * 64, keys.cache_name("isnet-imgly-medium", alice)) == (
+        f"mattes/{'a' * 64}/isnet-imgly-medium.{alice}/matte.npy"
+    )
+    with pytest.raises(ValueError):
+        keys.cache_name("isnet-imgly-medium", "../x")
+    with pytest.raises(ValueError):
+        Settings(cache_scope="tenant")

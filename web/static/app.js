@@ -337,8 +337,7 @@
     T.stages.forEach(function (row) {
       var name = row[0], stateName = row[1], typical = row[2];
       var info = stages[name] || {};
-      var reused = job.matte_cached && (name === "segment" || name === "matte_refine");
-      var done = reused || info.status === "done" || !!info.finished_at;
+      var done = info.status === "ok" || info.status === "done" || !!info.finished_at;
       var running = !done && (job.state === stateName || info.status === "running");
       if (!done) { left += running && info.started_at ? typical / 2 : typical; }
       var li = document.querySelector("#stages li[data-stage='" + name + "']");
