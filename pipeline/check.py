@@ -32,6 +32,7 @@ from pipeline.report import (
     ROLL_LIMIT_DEG,
     _band,
     _check,
+    file_size_check,
     verdict_of,
 )
 
@@ -153,18 +154,7 @@ def check_photo(
             REVIEW,
         ),
     ]
-    lo, hi = spec.kb_bytes
-    if lo or hi:
-        n = len(data)
-        checks.append(
-            _check(
-                "file_size",
-                n,
-                [lo, hi],
-                (lo is None or n >= lo) and (hi is None or n <= hi),
-                "bytes",
-            )
-        )
+    checks.append(file_size_check(spec, len(data)))
     if spec.format == "jpeg":
         fmt = (decoded.format or "").lower()
         checks.append(_check("format", fmt, "jpeg", fmt in ("jpeg", "jpg")))

@@ -285,6 +285,15 @@ def background_uniformity(luma: np.ndarray, alpha: np.ndarray) -> tuple[float, f
 # --- the report -------------------------------------------------------------------------------
 
 
+def file_size_check(spec: PhotoSpec, n: int) -> dict[str, Any] | None:
+    """The file's size against the spec's limits in bytes (None where it sets none)."""
+    lo, hi = spec.kb_bytes
+    if not (lo or hi):
+        return None
+    ok = (lo is None or n >= lo) and (hi is None or n <= hi)
+    return _check("file_size", n, [lo, hi], ok, "bytes")
+
+
 def _check(
     name: str, value: Any, limit: Any, ok: bool, unit: str = "", level: str = REQUIRED
 ) -> dict[str, Any]:
@@ -447,18 +456,7 @@ def build_report(
                 ADVISORY,
             )
         )
-    lo, hi = spec.kb_bytes
-    if lo or hi:
-        n = len(encoded.data)
-        checks.append(
-            _check(
-                "file_size",
-                n,
-                [lo, hi],
-                (lo is None or n >= lo) and (hi is None or n <= hi),
-                "bytes",
-            )
-        )
+    checks.append(file_size_check(spec, len(encoded.data)))
     if kp is not None:
         checks += _pose_checks(kp, placement.width, measures, estimates=landmarks is None)
         measures["keypoints_px"] = {
