@@ -58,14 +58,24 @@ def _background_sample(rgb: np.ndarray, face_box: tuple[float, float, float, flo
     return np.concatenate(parts).astype(np.float32)
 
 
-def _crown(rgb: np.ndarray, bg: np.ndarray, eye_x: float, face_w: float, chin_y: float) -> float:
+def crown_row(
+    rgb: np.ndarray,
+    bg: np.ndarray | tuple[int, int, int],
+    eye_x: float,
+    face_w: float,
+    stop_y: float,
+) -> float | None:
+    """The crown of a made photo: the first row above ``stop_y`` where the columns over the
+    middle of the head differ from the background ``bg`` (see CROWN_DIFF); None if none does.
+    The check mode and the tests that re-measure made photos both measure it so."""
     h, w = rgb.shape[:2]
     c0 = max(0, int(eye_x - CROWN_HALF_WIDTH * face_w))
     c1 = min(w, int(eye_x + CROWN_HALF_WIDTH * face_w) + 1)
-    strip = rgb[: int(max(1, chin_y)), c0:c1].astype(np.int16)
-    differs = (np.abs(strip - bg.astype(np.int16)).max(axis=2) > CROWN_DIFF).mean(axis=1)
+    strip = rgb[: int(max(1, stop_y)), c0:c1].astype(np.int16)
+    ref = np.asarray(bg).astype(np.int16)
+    differs = (np.abs(strip - ref).max(axis=2) > CROWN_DIFF).mean(axis=1)
     rows = np.nonzero(differs >= CROWN_SHARE)[0]
-    return float(rows[0]) if len(rows) else 0.0
+    return float(rows[0]) if len(rows) else None
 
 
 def _named(colour: np.ndarray, spec: PhotoSpec) -> str | None:
@@ -98,7 +108,7 @@ def check_photo(
     chin = float(face.box[3])
     sample = _background_sample(rgb, face.box)
     bg = np.median(sample, axis=0)
-    crown = _crown(rgb, bg, eye_x, face.width, chin)
+    crown = crown_row(rgb, bg, eye_x, face.width, chin) or 0.0
     head = chin - crown
     mm = spec.height_mm / h if spec.height_mm else None
     roll = math.degrees(math.atan2(ly - ry, lx - rx))

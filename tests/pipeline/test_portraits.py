@@ -30,6 +30,7 @@ from config.catalogue import get_spec, list_specs
 from config.specs import PhotoSpec
 from idphoto.samples import sample_path
 from pipeline import stages
+from pipeline.check import crown_row
 from pipeline.composite import parse_background
 from pipeline.encode import strip_check
 from pipeline.errors import FaceTooSmall, IdPhotoError
@@ -52,12 +53,6 @@ EXPECTED_ERRORS: dict[tuple[str, str], tuple[type[IdPhotoError], str]] = {
 # 0.6 % of H, the crown within 0.6 % because the colour threshold and the matte's 0.5 alpha
 # contour differ by a pixel or two of soft hair edge). 1.5 % of H is ~6-9 px on these sizes.
 TOL = 0.015
-# A pixel is "not background" when one channel differs by more than this (JPEG noise on a flat
-# background is a few levels; the hair of both portraits differs by > 100 from every default).
-DIFF_THRESHOLD = 40
-# A row is hair when at least this fraction of the face's central columns are not background
-# (one stray strand is not the crown).
-ROW_FRACTION = 0.10
 
 
 # --- session fixtures ---------------------------------------------------------------------------
@@ -106,13 +101,12 @@ def the_face(detector, rgb: np.ndarray) -> Face:
 
 
 def measure_crown(rgb: np.ndarray, bg: tuple[int, int, int], face: Face) -> int:
-    """First row from the top where the hair over the face departs from the background."""
-    diff = np.abs(rgb.astype(np.int16) - np.asarray(bg, np.int16)).max(axis=2)
-    cx, half = (face.box[0] + face.box[2]) / 2, 0.3 * face.width
-    cols = diff[: int(face.eye_mid[1]), max(0, int(cx - half)) : int(cx + half) + 1]
-    rows = np.nonzero((cols > DIFF_THRESHOLD).mean(axis=1) >= ROW_FRACTION)[0]
-    assert len(rows), "no hair found above the eyes"
-    return int(rows[0])
+    """First row from the top where the hair over the face departs from the background: as the
+    check mode measures a made photo (`pipeline.check.crown_row`), from the detector's face."""
+    cx = (face.box[0] + face.box[2]) / 2
+    crown = crown_row(rgb, bg, cx, face.width, face.eye_mid[1])
+    assert crown is not None, "no hair found above the eyes"
+    return int(crown)
 
 
 def corner_patches(arr: np.ndarray) -> np.ndarray:
