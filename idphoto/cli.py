@@ -41,9 +41,7 @@ from pipeline.errors import (
 if TYPE_CHECKING:
     from config.specs import PhotoSpec
     from pipeline.composite import Background
-    from pipeline.detect import FaceDetector
-    from pipeline.landmarks import Landmarker
-    from pipeline.segment import Segmenter
+    from tasks.services import Services
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -273,45 +271,16 @@ def _require_models(settings: Settings, model: str) -> None:
         )
 
 
-class _Models:
-    """The detector now, the segmenter on first use (a run of bad inputs never loads it)."""
+def _models(settings: Settings) -> Services:
+    """The models through the same loader a worker uses (`tasks.services.Services`): the
+    detector, landmarker and segmenter on first use (a run of bad inputs never loads ISNet),
+    with this process's cores for the model."""
+    from tasks.services import Services
 
-    def __init__(self, settings: Settings) -> None:
-        from pipeline.detect import FaceDetector
-
-        _require_models(settings, settings.segment_model)
-        self.settings = settings
-        self.threads = _threads(settings)
-        self.detector: FaceDetector = FaceDetector.from_dir(
-            settings.models_dir, threads=self.threads
-        )
-        self._segmenter: Segmenter | None = None
-        self._landmarker: Landmarker | None = None
-
-    @property
-    def landmarker(self) -> Landmarker:
-        if self._landmarker is None:
-            from pipeline.landmarks import load_landmarker
-
-            self._landmarker = load_landmarker(self.settings.models_dir, threads=1)
-        return self._landmarker
-
-    @property
-    def segmenter(self) -> Segmenter:
-        if self._segmenter is None:
-            from pipeline.segment import load_segmenter
-
-            s = self.settings
-            self._segmenter = load_segmenter(
-                s.segment_model,
-                models_dir=s.models_dir,
-                device=s.device,
-                threads=self.threads,
-                cuda_device_id=s.cuda_device_id,
-                cuda_mem_limit_mb=s.cuda_mem_limit_mb,
-                precision=s.segment_precision,
-            )
-        return self._segmenter
+    _require_models(settings, settings.segment_model)
+    models = Services(settings)
+    models.ort_threads = _threads(settings)
+    return models
 
 
 def _fmt_band(band: tuple[float, float] | None) -> str:
@@ -383,7 +352,7 @@ def _process(
     item: Input,
     specs: list[PhotoSpec],
     background: Background | None,
-    models: _Models,
+    models: Services,
     args: argparse.Namespace,
     stems: dict[str, str],
 ) -> list[Outcome]:
@@ -505,7 +474,7 @@ def _cmd_make(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: --out: bad_parameter: cannot create {args.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        models = _Models(settings)
+        models = _models(settings)
     except FileNotFoundError as exc:
         print(f"error: models: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED
@@ -614,7 +583,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         medical_glasses=args.medical_glasses,
     )
     try:
-        models = _Models(settings)
+        models = _models(settings)
     except FileNotFoundError as exc:
         print(f"error: models: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED

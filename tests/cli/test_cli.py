@@ -339,7 +339,7 @@ def test_unexpected_error_exit_1_one_line(
     tmp_path: Path,
     debug: bool,
 ) -> None:
-    monkeypatch.setattr(cli, "_Models", _FakeModels)
+    monkeypatch.setattr(cli, "_models", _FakeModels)
     argv = ["make", str(grace), "--spec", SPEC, "--out", str(tmp_path)]
     rc = cli.main(["--debug", *argv] if debug else argv)
     err = capsys.readouterr().err
