@@ -80,6 +80,9 @@ LUMINANCE_BAND = (0.20, 0.80)
 # body (a white T-shirt on a white wall, a cut-off selfie) read 0.00-0.02, a sculpture 0.0.
 SHOULDER_ROWS = 0.05
 SHOULDERS_MIN = 0.1
+# Below this the photo shows a floating head (the corpus's lost bodies: 0.00-0.02; every ok photo
+# 0.53 or more): no examiner takes it, so it fails rather than asks for a look.
+SHOULDERS_FAIL = 0.05
 # Under/over-exposure (in the spirit of OFIQ's Under/OverExposurePrevention): the fraction of
 # face pixels crushed to black or clipped to white. Advisory.
 DARK_LUMA = 0.05
@@ -568,7 +571,7 @@ def _image_checks(
             SHOULDERS_MIN,
             bottom >= SHOULDERS_MIN,
             "fraction",
-            REVIEW,
+            REQUIRED if bottom < SHOULDERS_FAIL else REVIEW,
         )
     )
     if kp is None:
