@@ -97,3 +97,18 @@ def test_dockerfile_copies_existing_paths_and_bakes_models():
         for part in src.split():
             assert (ROOT / part).exists(), f"Dockerfile copies missing {part}"
     assert "idphoto models fetch" in text
+
+
+def test_workers_restart_but_give_up_when_they_cannot_start(compose) -> None:
+    """A worker without its models exits 78 at start (tests/tasks/test_worker_start.py):
+    compose restarts a crashed worker, a bounded number of times, so one that cannot start ends
+    up visibly "Exited (78)" instead of looping; the web app and Flower always come back."""
+    from tasks.worker import EXIT_NO_MODELS
+
+    assert EXIT_NO_MODELS == 78
+    services = compose["services"]
+    for name in ("worker-gpu", "worker-cpu"):
+        policy = services[name].get("restart", "")
+        assert re.fullmatch(r"on-failure:[1-9]\d?", policy), (name, policy)
+    for name in ("web", "flower"):
+        assert services[name].get("restart") == "unless-stopped", name
