@@ -212,9 +212,9 @@ def build(tag: str = "") -> list[Case]:
         Case("truncated PNG", png[: len(png) // 2], UNSUPPORTED, "photo.png", "image/png"),
         Case(
             "PNG with a corrupt IDAT",
-            png_file(
-                64,
-                64,
+            png_file(  # big enough for a photo: its data, not its size, is what is wrong
+                200,
+                200,
                 8,
                 2,
                 b"x\x9c" + bytes(np.random.default_rng(2).integers(0, 256, 400, np.uint8)),
