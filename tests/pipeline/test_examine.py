@@ -151,9 +151,7 @@ def test_a_face_with_too_few_pixels_is_refused(detector) -> None:
 
     from PIL import Image
 
-    from pipeline.errors import FaceTooSmall
-
-    from pipeline.errors import ImageTooSmall
+    from pipeline.errors import FaceTooSmall, ImageTooSmall
 
     image = Image.open(sample_path("grace_hopper")).convert("RGB")
     small = image.resize((image.width // 4, image.height // 4), Image.LANCZOS)
