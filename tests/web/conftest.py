@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -311,3 +312,15 @@ def unique_portrait() -> bytes:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def wait_true(page: Any, expression: str, timeout_ms: float = 30_000) -> None:
+    """Poll ``expression`` in the page until it is true. Playwright's ``wait_for_function``
+    evaluates a string predicate with ``eval`` inside the page whenever the first check is
+    false, which the app's Content-Security-Policy (no 'unsafe-eval') rightly refuses; a plain
+    ``evaluate`` goes through the DevTools protocol and is not subject to it."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout_ms / 1000:.0f} s: {expression}")
+        time.sleep(0.1)

@@ -31,7 +31,7 @@ from PIL import Image
 
 from config.catalogue import get_spec
 from idphoto.samples import sample_path
-from tests.web.conftest import Stack, unique_portrait
+from tests.web.conftest import Stack, unique_portrait, wait_true
 from web.report_text import EXAMINER_CHECKS
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -166,10 +166,11 @@ def _active_id(page: Any) -> str:
 
 def _wait_result(page: Any) -> None:
     page.wait_for_selector("#result", timeout=JOB_TIMEOUT_MS)
-    page.wait_for_function(
+    wait_true(
+        page,
         "document.getElementById('result-img').complete"
         " && document.getElementById('result-img').naturalWidth > 0",
-        timeout=30_000,
+        timeout_ms=30_000,
     )
 
 
@@ -482,7 +483,7 @@ def test_live_camera_view_with_a_head_oval(
         assert _labels_too_wide(page) == []  # English labels fit on the phone too
         page.click("#camera-live")
         page.wait_for_selector("#camera-view:not([hidden])")
-        page.wait_for_function("document.getElementById('camera-video').readyState >= 2")
+        wait_true(page, "document.getElementById('camera-video').readyState >= 2")
         assert page.is_visible(".camera-frame svg.oval ellipse")
         assert _active_id(page) == "camera-shoot"
         axe_clean(page, "camera view, English, phone")

@@ -25,7 +25,7 @@ from PIL import Image
 from config.catalogue import get_spec
 from idphoto.samples import sample_path
 from tests.conftest import free_ports
-from tests.web.conftest import ARTIFACTS, _tail, _wait_http
+from tests.web.conftest import ARTIFACTS, _tail, _wait_http, wait_true
 from tests.web.test_browser import browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -80,10 +80,11 @@ def test_embedded_default_serves_the_preview_and_every_download(
         page.click("#submit")
         page.wait_for_selector("#result:not([hidden])", timeout=180_000)
         # The finished photo is shown, not a broken image.
-        page.wait_for_function(
+        wait_true(
+            page,
             "document.getElementById('result-img').complete"
             " && document.getElementById('result-img').naturalWidth > 0",
-            timeout=30_000,
+            timeout_ms=30_000,
         )
         shown = page.evaluate(
             "[document.getElementById('result-img').naturalWidth,"
