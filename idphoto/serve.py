@@ -7,9 +7,8 @@ after a grace period), and if one child dies the others are stopped too.
 
 - web: gunicorn (``web:create_app()``, Prometheus multiprocess mode), or werkzeug's threaded
   server when gunicorn is not installed;
-- workers: ``idphoto worker --queues gpu -c 1`` and ``--queues cpu`` when the CLI has that
-  subcommand, else ``tasks.worker.run_worker`` (through ``python -m idphoto.serve worker``),
-  named ``gpu@host`` and ``cpu@host``;
+- workers: ``idphoto worker --queues gpu -c 1`` and ``--queues cpu``, named ``gpu@host`` and
+  ``cpu@host``;
 - Flower: ``celery flower`` with basic auth and ``settings.flower_url_prefix``, on
   ``settings.flower_port``.
 
@@ -277,29 +276,17 @@ def _run_dev_web(host: str, port: int) -> int:
     return 0
 
 
-def _run_worker(queues: str, concurrency: int, hostname: str | None) -> int:
-    from tasks.worker import run_worker
-
-    run_worker(Settings.from_env(), queues.split(","), concurrency, hostname)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m idphoto.serve", description=__doc__)
-    parser.add_argument("mode", nargs="?", default="all", choices=("all", "web-dev", "worker"))
+    parser.add_argument("mode", nargs="?", default="all", choices=("all", "web-dev"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-flower", action="store_true")
     parser.add_argument("--cpu-concurrency", type=int, default=1)
-    parser.add_argument("--queues", default="gpu,cpu", help="worker mode: queues to consume")
-    parser.add_argument("-c", "--concurrency", type=int, default=1, help="worker mode")
-    parser.add_argument("--hostname", help="worker mode: node name, e.g. gpu@%%h")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.mode == "web-dev":
         return _run_dev_web(args.host, args.port)
-    if args.mode == "worker":
-        return _run_worker(args.queues, args.concurrency, args.hostname)
     return run_topology(
         Settings.from_env(),
         port=args.port,
