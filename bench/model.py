@@ -111,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in paths:
         try:
             data = p.read_bytes()
-            inputs.append((p.name, model_region(data, detector)))
-            if segment_input(data, detector) is not None:
+            region = segment_input(data, detector)  # the product's own region, if it has one
+            if region is not None:
                 given.add(p.name)
+            else:  # refused before the model: the whole photo or its face, for the table
+                region = model_region(data, detector)
+            inputs.append((p.name, region))
         except Exception as exc:  # an undecodable file is no model input
             print(f"skip {p.name}: {type(exc).__name__}", file=sys.stderr)
     print(f"{len(inputs)} photos from {images}", file=sys.stderr)
