@@ -15,6 +15,7 @@ import io
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from config.specs import PhotoSpec
@@ -328,3 +329,47 @@ def _exif_has_gps(blob: bytes) -> bool:
         return 0x8825 in exif
     except Exception:
         return False
+
+
+# -- the stored matte ----------------------------------------------------------------------------
+
+#: The stored matte (an intermediate, ``mattes/.../matte.idm``): the alpha lossless (PNG), the
+#: foreground colour as JPEG at this quality with full-resolution chroma. Measured on five corpus
+#: mattes (0.9-5.2 MB as raw RGBA): 0.17-0.78 MB stored; composed again on a blue background the
+#: photo differs from the exact matte's by 0.1-0.6 levels on average (worst pixel 11-17, at hair
+#: edges), well under what the output JPEG's own coding changes; 6-10 ms to encode and to decode.
+MATTE_RGB_QUALITY = 95
+_MATTE_MAGIC = b"IDM1"
+
+
+def pack_matte(matte: np.ndarray) -> bytes:
+    """A uint8 HxWx4 matte (foreground colour + alpha) as the compact stored form."""
+    if matte.dtype != np.uint8 or matte.ndim != 3 or matte.shape[2] != 4:
+        raise ValueError(f"a matte is HxWx4 uint8, not {matte.dtype} {matte.shape}")
+    alpha, rgb = io.BytesIO(), io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(matte[..., 3])).save(alpha, "PNG", compress_level=6)
+    Image.fromarray(np.ascontiguousarray(matte[..., :3])).save(
+        rgb, "JPEG", quality=MATTE_RGB_QUALITY, subsampling=SUBSAMPLING_444
+    )
+    a = alpha.getvalue()
+    return _MATTE_MAGIC + struct.pack(">I", len(a)) + a + rgb.getvalue()
+
+
+def unpack_matte(data: bytes) -> np.ndarray:
+    """The HxWx4 uint8 matte `pack_matte` stored; ValueError for anything else."""
+    if len(data) < 8 or data[:4] != _MATTE_MAGIC:
+        raise ValueError("not a stored matte")
+    (n,) = struct.unpack(">I", data[4:8])
+    if 8 + n >= len(data):
+        raise ValueError("stored matte is truncated")
+    with (
+        Image.open(io.BytesIO(data[8 : 8 + n])) as a_img,
+        Image.open(io.BytesIO(data[8 + n :])) as rgb_img,
+    ):
+        if a_img.format != "PNG" or a_img.mode != "L" or rgb_img.format != "JPEG":
+            raise ValueError("stored matte has unexpected parts")
+        if a_img.size != rgb_img.size:
+            raise ValueError(f"stored matte parts differ in size: {a_img.size}, {rgb_img.size}")
+        alpha = np.asarray(a_img)
+        rgb = np.asarray(rgb_img.convert("RGB"))
+    return np.dstack([rgb, alpha])

@@ -179,6 +179,7 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
             "report": previous.get("report"),
             "reused_from": previous_id,
         },
+        ref=fields["sha256"],
     )
     return True
 
@@ -200,9 +201,15 @@ def _start(
     options: dict[str, Any],
     extra: dict[str, Any],
     scope: str = "",
+    data: bytes | None = None,
 ) -> str:
-    """Create the record and send the chain (or reuse outputs) for a stored input; ``scope``
-    (`cache_scope`) keeps the matte and identical requests' outputs to one client."""
+    """Create the record and send the chain (or reuse outputs) for an input; ``scope``
+    (`cache_scope`) keeps the matte and identical requests' outputs to one client.
+
+    ``data`` is the photo of a new upload (stored here, once per content hash); without it the
+    input must be stored already (a recomposition). The record is created together with the
+    job's reference on the input, before the input is stored: a concurrent delete of the last
+    other job on this photo then keeps the input. One job store write on every path."""
     settings = services.settings
     model = settings.segment_model
     fingerprint = request_fingerprint(sha256, model, spec, background, options, scope)
@@ -222,19 +229,34 @@ def _start(
     }
     if scope:
         fields["cache_scope"] = scope
-    services.jobstore.add_ref(sha256, job_id)
-    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True}):
-        return job_id
     store = services.store
+    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True}):
+        if data is not None and not store.exists(keys.input_key(sha256)):  # for recompositions
+            store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
+        return job_id
     cache = keys.cache_name(model, scope)
-    cached = store.exists(keys.matte_key(sha256, cache)) and store.exists(
-        keys.analysis_key(sha256, cache)
-    )
-    if not cached and not store.exists(keys.input_key(sha256)):
-        services.jobstore.remove_ref(sha256, job_id)
+
+    def matte_stored() -> bool:
+        return store.exists(keys.matte_key(sha256, cache)) and store.exists(
+            keys.analysis_key(sha256, cache)
+        )
+
+    cached = matte_stored()
+    if not cached and data is None and not store.exists(keys.input_key(sha256)):
         raise InputExpired("The photo is no longer stored: upload it again.")
     fields["matte_cached"] = cached
-    services.jobstore.create(job_id, fields)
+    services.jobstore.create(job_id, fields, ref=sha256)
+    try:
+        if cached and not matte_stored():  # purged by a delete just before our reference
+            cached = False
+            services.jobstore.update(job_id, {"matte_cached": False})
+        if not cached and data is not None and not store.exists(keys.input_key(sha256)):
+            store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
+        elif not cached and data is None and not store.exists(keys.input_key(sha256)):
+            raise InputExpired("The photo is no longer stored: upload it again.")
+    except (IdPhotoError, StorageUnavailable) as exc:
+        _abandon(services, job_id, sha256, exc)
+        raise
     ctx = {
         "v": CONTEXT_VERSION,
         "job_id": job_id,
@@ -248,6 +270,17 @@ def _start(
         ctx["scope"] = scope
     _send(services, ctx, cached=cached)
     return job_id
+
+
+def _abandon(services: Services, job_id: str, sha256: str, exc: BaseException) -> None:
+    """The job could not start (its input could not be stored, or is gone): drop its record
+    and reference, so that nothing half-made is left (the caller answers with the error)."""
+    logger.warning("job %s not started: %s", job_id, type(exc).__name__)
+    try:
+        services.jobstore.delete(job_id)
+        services.jobstore.remove_ref(sha256, job_id)
+    except StorageUnavailable:
+        logger.warning("could not drop the record of job %s", job_id)
 
 
 def cache_scope(settings: Settings, client: str | None) -> str:
@@ -303,12 +336,7 @@ def submit_job(
         raise UnsupportedImage("This file is not an image format we read (JPEG, PNG, WebP...).")
     services = _services(settings)
     sha256 = hashlib.sha256(data).hexdigest()
-    input_key = keys.input_key(sha256)
     job_id = secrets.token_urlsafe(16)
-    # The reference first: a concurrent delete of the last other job on this photo then keeps it.
-    services.jobstore.add_ref(sha256, job_id)
-    if not services.store.exists(input_key):
-        services.store.put(input_key, data, content_type=f"image/{fmt}")
     return _start(
         services,
         job_id,
@@ -318,6 +346,7 @@ def submit_job(
         options=opts,
         extra={"input_format": fmt, "input_bytes": len(data)},
         scope=cache_scope(settings, client),
+        data=data,
     )
 
 

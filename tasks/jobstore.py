@@ -59,15 +59,22 @@ class JobStore(Protocol):
 
     def ping(self) -> None: ...
 
-    def create(self, job_id: str, fields: Mapping[str, Any]) -> None:
-        """Write a new record (replacing any with that id)."""
+    def create(self, job_id: str, fields: Mapping[str, Any], *, ref: str | None = None) -> None:
+        """Write a new record (replacing any with that id) and, with ``ref``, note in the same
+        write that the job uses the input of that hash (`add_ref`)."""
         ...
 
     def update(
-        self, job_id: str, fields: Mapping[str, Any], *, unless_states: Sequence[str] = ()
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        *,
+        unless_states: Sequence[str] = (),
+        remember: tuple[str, str] | None = None,
     ) -> int:
         """Set ``fields``: 1 if written, 0 if there is no record, -1 if its state is one of
-        ``unless_states`` (nothing written)."""
+        ``unless_states`` (nothing written). ``remember`` (name, value) is kept (`remember`)
+        in the same write, only if the fields were written."""
         ...
 
     def incr(self, job_id: str, field: str) -> int:
@@ -125,9 +132,12 @@ if n > 0 then
   end
 end
 local kv = {}
-for i = 3 + n, #ARGV do kv[#kv + 1] = ARGV[i] end
+local first = 3 + n
+if #KEYS > 1 then first = 4 + n end  -- ARGV[3 + n] is the value remembered under KEYS[2]
+for i = first, #ARGV do kv[#kv + 1] = ARGV[i] end
 if #kv > 0 then redis.call('HSET', KEYS[1], unpack(kv)) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+if #KEYS > 1 then redis.call('SET', KEYS[2], ARGV[3 + n], 'EX', tonumber(ARGV[1])) end
 return 1
 """
 
@@ -162,6 +172,12 @@ class RedisJobStore:
     def _job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
 
+    def _refs(self, sha256: str) -> str:
+        return f"{self.prefix}:refs:{sha256}"
+
+    def _req(self, name: str) -> str:
+        return f"{self.prefix}:req:{name}"
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
@@ -173,22 +189,34 @@ class RedisJobStore:
         with self._errors():
             self.client.ping()
 
-    def create(self, job_id: str, fields: Mapping[str, Any]) -> None:
+    def create(self, job_id: str, fields: Mapping[str, Any], *, ref: str | None = None) -> None:
         key = self._job(job_id)
         with self._errors(), self.client.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
             pipe.expire(key, self.ttl_s)
+            if ref is not None:
+                pipe.sadd(self._refs(ref), job_id)
+                pipe.expire(self._refs(ref), self.ttl_s)
             pipe.execute()
 
     def update(
-        self, job_id: str, fields: Mapping[str, Any], *, unless_states: Sequence[str] = ()
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        *,
+        unless_states: Sequence[str] = (),
+        remember: tuple[str, str] | None = None,
     ) -> int:
         argv: list[Any] = [self.ttl_s, len(unless_states), *(_encode(s) for s in unless_states)]
+        keys_ = [self._job(job_id)]
+        if remember is not None:
+            keys_.append(self._req(remember[0]))
+            argv.append(remember[1])
         for k, v in fields.items():
             argv += [k, _encode(v)]
         with self._errors():
-            return int(self._update(keys=[self._job(job_id)], args=argv))
+            return int(self._update(keys=keys_, args=argv))
 
     def incr(self, job_id: str, field: str) -> int:
         with self._errors():
@@ -206,14 +234,14 @@ class RedisJobStore:
             return bool(self.client.delete(self._job(job_id)))
 
     def add_ref(self, sha256: str, job_id: str) -> None:
-        key = f"{self.prefix}:refs:{sha256}"
+        key = self._refs(sha256)
         with self._errors(), self.client.pipeline(transaction=True) as pipe:
             pipe.sadd(key, job_id)
             pipe.expire(key, self.ttl_s)
             pipe.execute()
 
     def remove_ref(self, sha256: str, job_id: str) -> int:
-        key = f"{self.prefix}:refs:{sha256}"
+        key = self._refs(sha256)
         with self._errors(), self.client.pipeline(transaction=True) as pipe:
             pipe.srem(key, job_id)
             pipe.scard(key)
@@ -221,11 +249,11 @@ class RedisJobStore:
 
     def remember(self, name: str, value: str) -> None:
         with self._errors():
-            self.client.set(f"{self.prefix}:req:{name}", value, ex=self.ttl_s)
+            self.client.set(self._req(name), value, ex=self.ttl_s)
 
     def recall(self, name: str) -> str | None:
         with self._errors():
-            return self.client.get(f"{self.prefix}:req:{name}")
+            return self.client.get(self._req(name))
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -280,12 +308,19 @@ class FileJobStore:
         with self._locked():
             pass
 
-    def create(self, job_id: str, fields: Mapping[str, Any]) -> None:
+    def create(self, job_id: str, fields: Mapping[str, Any], *, ref: str | None = None) -> None:
         with self._locked():
             self._write(self._path("jobs", job_id), json.loads(_encode(dict(fields))))
+            if ref is not None:
+                self._add_ref(ref, job_id)
 
     def update(
-        self, job_id: str, fields: Mapping[str, Any], *, unless_states: Sequence[str] = ()
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        *,
+        unless_states: Sequence[str] = (),
+        remember: tuple[str, str] | None = None,
     ) -> int:
         path = self._path("jobs", job_id)
         with self._locked():
@@ -296,6 +331,8 @@ class FileJobStore:
                 return -1
             data.update(json.loads(_encode(dict(fields))))
             self._write(path, data)
+            if remember is not None:
+                self._write(self._path("requests", remember[0]), {"value": remember[1]})
             return 1
 
     def incr(self, job_id: str, field: str) -> int:
@@ -321,12 +358,15 @@ class FileJobStore:
             return existed
 
     def add_ref(self, sha256: str, job_id: str) -> None:
-        path = self._path("refs", sha256)
         with self._locked():
-            data = self._read(path) or {"jobs": []}
-            if job_id not in data["jobs"]:
-                data["jobs"].append(job_id)
-            self._write(path, data)
+            self._add_ref(sha256, job_id)
+
+    def _add_ref(self, sha256: str, job_id: str) -> None:
+        path = self._path("refs", sha256)
+        data = self._read(path) or {"jobs": []}
+        if job_id not in data["jobs"]:
+            data["jobs"].append(job_id)
+        self._write(path, data)
 
     def remove_ref(self, sha256: str, job_id: str) -> int:
         path = self._path("refs", sha256)

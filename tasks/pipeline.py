@@ -4,8 +4,9 @@ Each task is short: load its inputs by key, call one stage function of `pipeline
 the result under a deterministic key, and pass the chain's small JSON context on (never image
 bytes). The context (the wire contract, with the task names) is::
 
-    {"v": 1, "job_id", "sha256", "model", "spec", "background", "options",
-     "outputs": {...}  # added by composite}
+    {"v": 1, "job_id", "sha256", "model", "spec", "background", "options", "scope"?,
+     "stages": {...},  # the records of the stages that ran, written with a later stage's write
+     "outputs": {...}, "report": {...}  # added by composite, committed by store}
 
 Failure handling: any exception ends the job ``failed`` with a machine-readable ``reason``,
 through `JobTask.on_failure` (in the pool child, and in the parent for hard time limits) and the
@@ -51,7 +52,7 @@ from pipeline.errors import IdPhotoError
 from pipeline.types import Analysis
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import keys
-from tasks.jobstore import TERMINAL_STATES
+from tasks.jobstore import STAGES, TERMINAL_STATES
 from tasks.services import Services, services_for
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,15 @@ def _job_id_of(ctx: Any) -> str | None:
     return None
 
 
+def _finished_stages(ctx: Any) -> dict[str, dict[str, Any]]:
+    """The records of the stages that ran before, as the chain carries them (``ctx["stages"]``):
+    each stage's own record is written with a later write of the job, not one of its own."""
+    stages = ctx.get("stages") if isinstance(ctx, dict) else None
+    if not isinstance(stages, dict):
+        return {}
+    return {k: v for k, v in stages.items() if k in STAGES and isinstance(v, dict)}
+
+
 def fail_job(svc: Services, ctx: Any, exc: BaseException, stage: str | None) -> None:
     """Mark the job ``failed`` unless it already finished. Never raises (a failure handler)."""
     job_id = _job_id_of(ctx)
@@ -115,6 +125,8 @@ def fail_job(svc: Services, ctx: Any, exc: BaseException, stage: str | None) -> 
         fields["error_details"] = details
     if stage:
         fields["failed_stage"] = stage
+    for name, info in _finished_stages(ctx).items():  # the stages before, carried in the chain
+        fields[f"stage.{name}"] = info
     try:
         if stage:
             record = svc.jobstore.get(job_id) or {}
@@ -239,8 +251,17 @@ def _check_context(svc: Services, ctx: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[dict[str, Any]]:
-    """Record the stage in the job (state, timestamp, worker, duration, status) around its body.
+def _stage(
+    task: Task, ctx: dict[str, Any], stage: str, state: str, *, announce: bool
+) -> Iterator[dict[str, Any]]:
+    """Run the stage's body and keep its record (worker, timestamps, duration, CPU, status).
+
+    The job store is written at most once per stage, and not at all for most (a job costs four
+    writes: created, segmenting, refining, done). With ``announce`` the stage's start is written
+    (``state``, the stage ``running``, and the records of the stages before it, carried in the
+    chain); a finished stage's record goes into ``ctx["stages"]`` for a later write, and
+    `run_store` writes the rest with ``done``. A failed stage is written at once, with the job's
+    failure (`fail_job`).
 
     Stops with ``Ignore`` (message acknowledged, chain ended) when the job is gone or finished.
     """
@@ -262,11 +283,15 @@ def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[
         "attempt": task.request.retries + 1,
         "status": "running",
     }
-    written = jobs.update(
-        job_id,
-        {"state": state, f"ts.{state}": now, "updated_at": now, f"stage.{stage}": info},
-        unless_states=TERMINAL_STATES,
-    )
+    if announce:
+        fields = {f"stage.{k}": v for k, v in _finished_stages(ctx).items()}
+        fields.update(
+            {"state": state, f"ts.{state}": now, "updated_at": now, f"stage.{stage}": info}
+        )
+        written = jobs.update(job_id, fields, unless_states=TERMINAL_STATES)
+    else:
+        record = jobs.get(job_id)
+        written = 0 if record is None else -1 if record.get("state") in TERMINAL_STATES else 1
     if written == 0:
         _cleanup_deleted(svc, ctx)
         raise Ignore()
@@ -299,7 +324,7 @@ def _stage(task: Task, ctx: dict[str, Any], stage: str, state: str) -> Iterator[
         cpu_s=round(time.process_time() - cpu_began, 4),
         finished_at=time.time(),
     )
-    jobs.update(job_id, {f"stage.{stage}": info, "updated_at": info["finished_at"]})
+    ctx["stages"] = {**_finished_stages(ctx), stage: info}
 
 
 # -- the stages ----------------------------------------------------------------------------------
@@ -312,7 +337,7 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     svc = _services(task)
     ctx = _check_context(svc, ctx)
     sha, model = ctx["sha256"], keys.cache_name(ctx["model"], ctx.get("scope", ""))
-    with _stage(task, ctx, "segment", "segmenting") as info:
+    with _stage(task, ctx, "segment", "segmenting", announce=True) as info:
         data = svc.store.get(keys.input_key(sha))
         began = perf_counter()
         try:
@@ -344,15 +369,24 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
-    """Coarse mask -> matte (RGBA: foreground colour + refined alpha) at region resolution."""
-    from pipeline import stages
+    """Coarse mask -> matte (RGBA: foreground colour + refined alpha) at region resolution.
+
+    The matte is what stays (`keys.matte_key`, compact); the coarse mask and the region, which
+    only this stage reads, are deleted once it is stored."""
+    from pipeline import encode, stages
 
     svc = _services(task)
     ctx = _check_context(svc, ctx)
     sha, model = ctx["sha256"], keys.cache_name(ctx["model"], ctx.get("scope", ""))
-    with _stage(task, ctx, "matte_refine", "refining") as info:
+    with _stage(task, ctx, "matte_refine", "refining", announce=True) as info:
         clock = _Clock(info)
-        coarse_png = svc.store.get(keys.coarse_key(sha, model))
+        try:
+            coarse_png = svc.store.get(keys.coarse_key(sha, model))
+        except ObjectNotFound:
+            if svc.store.exists(keys.matte_key(sha, model)):  # redelivered after it was done
+                info["reused"] = True
+                return ctx
+            raise
         try:
             region_npy: bytes | None = svc.store.get(keys.region_key(sha, model))
         except ObjectNotFound:  # segmented by an older worker: decode the region again
@@ -370,9 +404,12 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         clock.lap("decode_s")
         matte = stages.refine(region, coarse)
         clock.lap("refine_s")
-        raw = _npy(np.asarray(matte))
+        packed = encode.pack_matte(np.asarray(matte))
+        info["matte_bytes"] = len(packed)
         clock.lap("encode_s")
-        svc.store.put(keys.matte_key(sha, model), raw, content_type="application/octet-stream")
+        svc.store.put(keys.matte_key(sha, model), packed, content_type="application/octet-stream")
+        svc.store.delete(keys.coarse_key(sha, model))
+        svc.store.delete(keys.region_key(sha, model))
         clock.lap("put_s")
     return ctx
 
@@ -380,19 +417,22 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
 def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     """Matte + analysis -> the photo, print sheet, cut-out and report, for one spec and
     background (the only work a recomposition does)."""
-    from pipeline import stages
+    from pipeline import encode, stages
 
     svc = _services(task)
     ctx = _check_context(svc, ctx)
     sha, job_id = ctx["sha256"], ctx["job_id"]
     model = keys.cache_name(ctx["model"], ctx.get("scope", ""))
     options = dict(ctx.get("options") or {})
-    with _stage(task, ctx, "composite", "compositing") as info:
+    # A recomposition (no segment before it) says it is compositing; after a refine the job
+    # reads ``refining`` until it is done (composite and store take a fraction of a second).
+    announce = not _finished_stages(ctx)
+    with _stage(task, ctx, "composite", "compositing", announce=announce) as info:
         clock = _Clock(info)
-        matte_npy = svc.store.get(keys.matte_key(sha, model))
+        matte_npy = svc.store.get(keys.matte_key(sha, model))  # written by an earlier job too
         analysis = Analysis.from_dict(json.loads(svc.store.get(keys.analysis_key(sha, model))))
         clock.lap("fetch_s")
-        matte = _from_npy(matte_npy, 4)
+        matte = encode.unpack_matte(matte_npy)
         clock.lap("decode_s")
         spec = get_spec(ctx["spec"])
         comp = stages.compose(
@@ -432,27 +472,28 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     if svc.jobstore.get(job_id) is None:  # deleted while we composed: leave nothing behind
         _cleanup_deleted(svc, ctx)
         raise Ignore()
-    return {**ctx, "outputs": outputs}
+    # What store commits travels in the message (a few KB): nothing is read back.
+    return {**ctx, "outputs": outputs, "report": comp.report}
 
 
 def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
-    """Commit: check the outputs are stored, publish them in the record, mark the job done."""
+    """Commit: publish the outputs and the report composite handed on in the record, mark the
+    job done and remember the request (one write; nothing is read back from the store)."""
     svc = _services(task)
     ctx = _check_context(svc, ctx)
     job_id = ctx["job_id"]
     outputs: dict[str, str] = dict(ctx.get("outputs") or {})
-    with _stage(task, ctx, "store", "storing") as info:
+    report = ctx.get("report")
+    with _stage(task, ctx, "store", "storing", announce=False) as info:
         prefix = keys.job_prefix(job_id)
         if not outputs or any(not k.startswith(prefix) for k in outputs.values()):
             raise ValueError("store got no outputs of this job")
-        missing = [k for k in outputs.values() if not svc.store.exists(k)]
-        if missing:
-            raise ObjectNotFound(missing[0])
-        report = json.loads(svc.store.get(outputs["report"]))
+        if not isinstance(report, dict):
+            raise ValueError("store got no report")
         info["outputs"] = len(outputs)
     now = time.time()
-    written = svc.jobstore.update(
-        job_id,
+    fields = {f"stage.{k}": v for k, v in _finished_stages(ctx).items()}
+    fields.update(
         {
             "state": "done",
             "ts.done": now,
@@ -460,22 +501,22 @@ def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             "finished_at": now,
             "outputs": outputs,
             "report": report,
-        },
-        unless_states=TERMINAL_STATES,
+        }
+    )
+    fingerprint = request_fingerprint(
+        ctx["sha256"],
+        ctx["model"],
+        ctx["spec"],
+        ctx["background"],
+        ctx.get("options") or {},
+        ctx.get("scope", ""),
+    )
+    written = svc.jobstore.update(
+        job_id, fields, unless_states=TERMINAL_STATES, remember=(fingerprint, job_id)
     )
     if written == 0:
         _cleanup_deleted(svc, ctx)
         raise Ignore()
-    if written == 1:
-        fingerprint = request_fingerprint(
-            ctx["sha256"],
-            ctx["model"],
-            ctx["spec"],
-            ctx["background"],
-            ctx.get("options") or {},
-            ctx.get("scope", ""),
-        )
-        svc.jobstore.remember(fingerprint, job_id)
     return {"job_id": job_id, "state": "done"}
 
 

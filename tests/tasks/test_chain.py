@@ -24,12 +24,13 @@ from config.catalogue import get_spec
 from config.settings import Settings
 from idphoto.samples import sample_path
 from pipeline.composite import parse_background
+from pipeline.encode import unpack_matte
 from pipeline.errors import BadParameter, ImageTooLarge, UnknownSpec, UnsupportedImage
 from storage import make_store
 from tasks import keys
 from tasks.app import COMPOSITE, MATTE_REFINE, SEGMENT, STORE
 from tasks.jobs import JobNotFound, delete_job, get_job, job_links, recompose, submit_job
-from tests.tasks import msglog
+from tests.tasks import msglog, opslog
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +48,9 @@ class Chain:
     worker_log: Path
     s3: Any
     workers: tuple[Any, ...]
+    s3_log: Path
+    redis_url: str
+    key_prefix: str
 
     @property
     def store(self) -> Any:
@@ -93,7 +97,11 @@ def chain(
         "IDPHOTO_DEVICE": "cpu",
     }
     settings = Settings.from_env({**os.environ, **env})
-    worker_env = {**env, "IDPHOTO_TEST_MSGLOG": str(logs / "workers.jsonl")}
+    worker_env = {
+        **env,
+        "IDPHOTO_TEST_MSGLOG": str(logs / "workers.jsonl"),
+        "IDPHOTO_TEST_S3LOG": str(logs / "workers-s3.jsonl"),
+    }
     gpu = start_worker(worker_env, "gpu", f"gpu-{tag}@%h")
     cpu = start_worker(worker_env, "cpu", f"cpu-{tag}@%h")
     handler = msglog.install(logs / "test.jsonl")
@@ -107,6 +115,9 @@ def chain(
         worker_log=logs / "workers.jsonl",
         s3=s3_server,
         workers=(gpu, cpu),
+        s3_log=logs / "workers-s3.jsonl",
+        redis_url=redis_url,
+        key_prefix=f"idphoto-test-{tag}",
     )
     msglog.uninstall(handler)
     gpu.stop()
@@ -190,14 +201,9 @@ def test_portraits_end_done_with_outputs_in_s3(
         )
         assert record["state"] == "done", record
         assert record["matte_cached"] is False
-        assert list(record["timestamps"]) == [
-            "queued",
-            "segmenting",
-            "refining",
-            "compositing",
-            "storing",
-            "done",
-        ]
+        # Four writes of the job record: created, segmenting, refining (with the segment
+        # stage's record), done (with the rest); composite and store announce nothing.
+        assert list(record["timestamps"]) == ["queued", "segmenting", "refining", "done"]
         stages = record["stages"]
         assert list(stages) == ["segment", "matte_refine", "composite", "store"]
         assert stages["segment"]["worker"].startswith(chain.gpu_name)
@@ -225,12 +231,18 @@ def test_portraits_end_done_with_outputs_in_s3(
 
         sha, model = record["sha256"], record["model"]
         assert chain.store.exists(keys.input_key(sha))
-        assert chain.store.exists(keys.analysis_key(sha, model))
-        assert chain.store.exists(keys.coarse_key(sha, model))
-        matte = np.load(io.BytesIO(chain.get(keys.matte_key(sha, model))), allow_pickle=False)
-        region = np.load(io.BytesIO(chain.get(keys.region_key(sha, model))), allow_pickle=False)
-        assert matte.dtype == np.uint8 and matte.ndim == 3 and matte.shape[2] == 4  # RGBA
-        assert matte.shape[:2] == region.shape[:2] and region.shape[2] == 3
+        # What the photo leaves besides its upload: the analysis and the compact matte; the
+        # coarse mask and the region are gone once the matte is made.
+        kept = chain.store.list(keys.mask_prefix(sha)) + chain.store.list(keys.matte_prefix(sha))
+        assert sorted(kept) == sorted([keys.analysis_key(sha, model), keys.matte_key(sha, model)])
+        packed = chain.get(keys.matte_key(sha, model))
+        kept_bytes = len(packed) + len(chain.get(keys.analysis_key(sha, model)))
+        print(f"{name}: intermediates kept {kept_bytes / 1e6:.2f} MB")
+        assert kept_bytes <= 1.5e6
+        matte = unpack_matte(packed)
+        region_px = tuple(stages["segment"]["region_px"])
+        assert matte.dtype == np.uint8 and matte.shape == (region_px[1], region_px[0], 4)
+        assert stages["matte_refine"]["matte_bytes"] == len(packed)
         assert 0 < (matte[..., 3] > 127).mean() < 1  # a person on a background
 
         links = job_links(chain.settings, record, expires_s=60)
@@ -383,6 +395,61 @@ def test_recompose_and_delete_remove_every_object(
         assert chain.store.list(prefix) == [], prefix
 
 
+def _new_photo() -> bytes:
+    """A photo no earlier job has seen (its own hash: nothing cached)."""
+    img = Image.open(sample_path("grace_hopper")).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, comment=uuid.uuid4().hex.encode())
+    return buf.getvalue()
+
+
+def test_a_new_photo_costs_four_writes_and_reads_back_nothing(chain: Chain, tmp_path: Path) -> None:
+    """Issue 15's budgets, on the real services: a new photo's job writes the job store four
+    times (created, segmenting, refining, done), and no process reads or HEADs an object the job
+    wrote to check it: each stage reads only what the stage before it handed on (and the store
+    stage touches S3 not at all)."""
+    data = _new_photo()
+    mine = tmp_path / "s3.jsonl"
+    before = len(opslog.read(chain.s3_log))
+    uninstall = opslog.install_s3(mine)
+    try:
+        with opslog.RedisWrites(chain.redis_url, chain.key_prefix) as redis_writes:
+            job_id = submit_job(chain.settings, data, spec=SPEC)
+            record = wait_done(chain.settings, job_id)
+    finally:
+        uninstall()
+    assert record["state"] == "done", record
+    print("job store writes:", *redis_writes.writes, sep="\n  ")
+    assert len(redis_writes.writes) == 4, redis_writes.writes
+    sha, model = record["sha256"], record["model"]
+    # The submitting process: is the matte cached (no), is the input stored (no), store it.
+    submitted = [(r["op"], r["key"]) for r in opslog.read(mine)]
+    assert submitted == [
+        ("HeadObject", keys.matte_key(sha, model)),
+        ("HeadObject", keys.input_key(sha)),
+        ("PutObject", keys.input_key(sha)),
+    ], submitted
+    workers = [(r["op"], r["key"]) for r in opslog.read(chain.s3_log)[before:]]
+    print("worker S3 calls:", *workers, sep="\n  ")
+    handed_on = {
+        keys.input_key(sha),  # segment
+        keys.coarse_key(sha, model),  # refine
+        keys.region_key(sha, model),
+        keys.matte_key(sha, model),  # composite
+        keys.analysis_key(sha, model),
+    }
+    reads = [k for op, k in workers if op in ("GetObject", "HeadObject")]
+    assert sorted(reads) == sorted(handed_on), workers
+    outputs = set(record["outputs"].values())
+    assert {k for op, k in workers if op == "PutObject"} == outputs | {
+        keys.analysis_key(sha, model),
+        keys.coarse_key(sha, model),
+        keys.region_key(sha, model),
+        keys.matte_key(sha, model),
+    }
+    assert not outputs & set(reads)
+
+
 def test_message_size_measure_sees_image_bytes() -> None:
     """The size check below could not pass by accident: image bytes in a message show."""
     import base64
@@ -403,13 +470,13 @@ def test_every_published_message_is_under_16_kib(chain: Chain) -> None:
     assert all(r["pid"] != os.getpid() for r in theirs)
     tasks_ours = [r["task"] for r in ours]
     tasks_theirs = [r["task"] for r in theirs]
-    # Two portraits, the no-face photo and three client-scoped jobs start with segment; the
-    # cached jobs (two shared, one scoped) with composite.
-    assert tasks_ours.count(SEGMENT) == 6 and tasks_ours.count(COMPOSITE) == 3
+    # Two portraits, the no-face photo, three client-scoped jobs and the budget's new photo
+    # start with segment; the cached jobs (two shared, one scoped) with composite.
+    assert tasks_ours.count(SEGMENT) == 7 and tasks_ours.count(COMPOSITE) == 3
     # The workers published the rest of each chain: refine and composite after segment...
-    assert tasks_theirs.count(MATTE_REFINE) == 5 and tasks_theirs.count(COMPOSITE) == 5
+    assert tasks_theirs.count(MATTE_REFINE) == 6 and tasks_theirs.count(COMPOSITE) == 6
     # ...and store after every composite.
-    assert tasks_theirs.count(STORE) == 8
+    assert tasks_theirs.count(STORE) == 9
     assert all(r["bytes"] < msglog.LIMIT_BYTES for r in ours + theirs)
 
 

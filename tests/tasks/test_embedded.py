@@ -18,6 +18,7 @@ from PIL import Image
 from config.catalogue import get_spec
 from config.settings import Settings
 from idphoto.samples import sample_path
+from pipeline.encode import unpack_matte
 from storage import make_store
 from tasks.app import celery_for
 from tasks.jobs import delete_job, get_job, submit_job
@@ -99,9 +100,10 @@ def test_eager_option_runs_the_chain_in_process(tmp_path: Path) -> None:
 def test_refine_without_a_stored_region_decodes_the_upload_again(tmp_path: Path) -> None:
     """A segment stage run by an older worker stored no region (.npy): the refine stage then
     decodes the region from the upload (``stages.load_region``, for messages in flight during a
-    deploy) and must make the very matte the stored region gives."""
+    deploy) and must make the very matte the stored region gives. Refine deletes the coarse mask
+    and the region once the matte is stored, and a redelivered refine finds the matte made."""
     from tasks import keys
-    from tasks.app import MATTE_REFINE
+    from tasks.app import MATTE_REFINE, SEGMENT
     from tasks.pipeline import CONTEXT_VERSION
     from tasks.services import services_for
 
@@ -112,27 +114,41 @@ def test_refine_without_a_stored_region_decodes_the_upload_again(tmp_path: Path)
     services = services_for(settings)
     store, sha, model = services.store, first["sha256"], first["model"]
     matte_key, region_key = keys.matte_key(sha, model), keys.region_key(sha, model)
-    with_region = store.get(matte_key)
-    store.delete(region_key)
-    store.delete(matte_key)
+    coarse_key = keys.coarse_key(sha, model)
+    assert not store.exists(region_key) and not store.exists(coarse_key)
+    made_by_the_chain = store.get(matte_key)
+    app = celery_for(services.settings)
 
-    job_id = "refine-fallback-" + uuid.uuid4().hex[:8]
-    services.jobstore.create(job_id, {"state": "queued", "sha256": sha, "model": model})
-    ctx = {
-        "v": CONTEXT_VERSION,
-        "job_id": job_id,
-        "sha256": sha,
-        "model": model,
-        "spec": SPEC,
-        "background": "white",
-        "options": {},
-    }
-    celery_for(services.settings).tasks[MATTE_REFINE].apply(args=(ctx,)).get()
-    stage = (get_job(settings, job_id) or {})["stages"]["matte_refine"]
-    assert stage["status"] == "ok", stage
-    assert not store.exists(region_key)  # it really ran without one
-    load = np.load
-    before = load(io.BytesIO(with_region), allow_pickle=False)
-    after = load(io.BytesIO(store.get(matte_key)), allow_pickle=False)
+    def run(task: str, *, drop_region: bool) -> dict:
+        job_id = "refine-fallback-" + uuid.uuid4().hex[:8]
+        services.jobstore.create(job_id, {"state": "queued", "sha256": sha, "model": model})
+        ctx = {
+            "v": CONTEXT_VERSION,
+            "job_id": job_id,
+            "sha256": sha,
+            "model": model,
+            "spec": SPEC,
+            "background": "white",
+            "options": {},
+        }
+        if task == MATTE_REFINE:
+            ctx = app.tasks[SEGMENT].apply(args=(ctx,)).get()
+            assert store.exists(coarse_key) and store.exists(region_key)
+            if drop_region:
+                store.delete(region_key)
+            store.delete(matte_key)
+        return app.tasks[task].apply(args=(ctx,)).get()
+
+    run(MATTE_REFINE, drop_region=True)
+    assert not store.exists(region_key) and not store.exists(coarse_key)
+    without_region = store.get(matte_key)
+    ctx = run(MATTE_REFINE, drop_region=False)
+    assert ctx["stages"]["matte_refine"]["status"] == "ok"
+    with_region = store.get(matte_key)
+    assert with_region == without_region == made_by_the_chain
+    before, after = unpack_matte(with_region), unpack_matte(without_region)
     assert after.shape == before.shape and after.dtype == np.uint8
-    assert np.array_equal(after, before)
+    # Redelivered after it had finished (the coarse mask is gone, the matte is there): done.
+    again = app.tasks[MATTE_REFINE].apply(args=(dict(ctx, stages={}),)).get()
+    assert again["stages"]["matte_refine"]["reused"] is True
+    assert store.get(matte_key) == with_region

@@ -106,7 +106,7 @@ def test_keys_are_deterministic_and_safe() -> None:
     sha = "a" * 64
     assert keys.input_key(sha) == f"inputs/{sha}"
     assert keys.matte_key(sha, "isnet-imgly-medium") == (
-        f"mattes/{sha}/isnet-imgly-medium/matte.npy"
+        f"mattes/{sha}/isnet-imgly-medium/matte.idm"
     )
     assert keys.region_key(sha, "isnet-imgly-medium").startswith(keys.mask_prefix(sha))
     assert keys.output_key("x" * 22, "photo", "jpg") == f"jobs/{'x' * 22}/photo.jpg"
@@ -188,6 +188,30 @@ def test_jobstore_contract(jobstore: JobStore) -> None:
     assert jobstore.recall("fp") == "job9" and jobstore.recall("other") is None
 
 
+def test_jobstore_writes_a_reference_and_a_remembered_request_with_the_record(
+    jobstore: JobStore,
+) -> None:
+    """A job's four writes: its creation carries its reference on the input, and its last
+    update the request it answers, each in the same write (and only if that write happens)."""
+    jobstore.create("j2", {"state": "queued"}, ref="r" * 64)
+    jobstore.add_ref("r" * 64, "other")
+    assert jobstore.remove_ref("r" * 64, "other") == 1  # j2 still holds it
+    fields = {"state": "done", "outputs": {"photo": "k"}, "stage.store": {"status": "ok"}}
+    assert jobstore.update("j2", fields, unless_states=("done",), remember=("fp2", "j2")) == 1
+    assert jobstore.recall("fp2") == "j2"
+    record = jobstore.get("j2")
+    assert record is not None and record["outputs"] == {"photo": "k"}
+    assert record["stages"] == {"store": {"status": "ok"}} and "fp2" not in str(record)
+    # Not written (finished, or gone): nothing is remembered either.
+    assert (
+        jobstore.update("j2", {"state": "x"}, unless_states=("done",), remember=("fp3", "j2")) == -1
+    )
+    assert jobstore.update("gone", {"state": "x"}, remember=("fp4", "gone")) == 0
+    assert jobstore.recall("fp3") is None and jobstore.recall("fp4") is None
+    assert jobstore.get("j2")["state"] == "done"  # type: ignore[index]
+    assert jobstore.remove_ref("r" * 64, "j2") == 0
+
+
 def test_file_jobstore_expires_records(tmp_path: Path) -> None:
     store = FileJobStore(tmp_path, ttl_s=1)
     store.create("j", {"state": "queued"})
@@ -216,18 +240,30 @@ def test_stage_records_worker_duration_and_failure(tmp_path: Path) -> None:
     jobs = services_for(settings).jobstore
     ctx = {"job_id": "j" * 22, "sha256": "a" * 64}
     jobs.create(ctx["job_id"], {"state": "queued"})
-    with _stage(_fake_task(settings), ctx, "composite", "compositing") as info:
+    with _stage(_fake_task(settings), ctx, "composite", "compositing", announce=True) as info:
         info["extra"] = 1
+        running = jobs.get(ctx["job_id"])  # the start is written (announce)
         spent = time.thread_time() + 0.05
         while time.thread_time() < spent:  # burn 50 ms of CPU: the stage's cpu_s sees it
             pass
-    record = jobs.get(ctx["job_id"])
-    assert record is not None and record["state"] == "compositing"
-    stage = record["stages"]["composite"]
+    assert running is not None and running["state"] == "compositing"
+    assert running["stages"]["composite"]["status"] == "running"
+    # The finished stage's record travels on in the chain, for a later write.
+    stage = ctx["stages"]["composite"]  # type: ignore[index]
     assert stage["worker"] == "cpu-1@host" and stage["hostname"] == "host"
     assert stage["status"] == "ok" and stage["extra"] == 1 and stage["duration_s"] >= 0
     assert stage["cpu_s"] >= 0.05 and stage["duration_s"] >= 0.05, stage
-    with pytest.raises(NoFaceError), _stage(_fake_task(settings), ctx, "store", "storing"):
+    assert jobs.get(ctx["job_id"])["stages"]["composite"]["status"] == "running"  # type: ignore[index]
+    # A stage that does not announce itself writes nothing when it goes well...
+    with _stage(_fake_task(settings), ctx, "store", "storing", announce=False):
+        pass
+    assert "store" not in jobs.get(ctx["job_id"])["stages"]  # type: ignore[index]
+    assert ctx["stages"]["store"]["status"] == "ok"  # type: ignore[index]
+    # ...and its failure at once.
+    with (
+        pytest.raises(NoFaceError),
+        _stage(_fake_task(settings), ctx, "store", "storing", announce=False),
+    ):
         raise NoFaceError()
     stage = jobs.get(ctx["job_id"])["stages"]["store"]  # type: ignore[index]
     assert stage["status"] == "failed" and stage["error"] == "no_face"
@@ -241,17 +277,22 @@ def test_a_stage_that_keeps_killing_workers_fails_the_job(tmp_path: Path) -> Non
     ctx = {"job_id": "k" * 22, "sha256": "a" * 64}
     jobs.create(ctx["job_id"], {"state": "segmenting"})
     for _ in range(settings.max_redeliveries):
-        with _stage(_fake_task(settings, redelivered=True), ctx, "segment", "segmenting"):
+        with _stage(
+            _fake_task(settings, redelivered=True), ctx, "segment", "segmenting", announce=True
+        ):
             pass
     with pytest.raises(Ignore):
-        with _stage(_fake_task(settings, redelivered=True), ctx, "segment", "segmenting"):
+        with _stage(
+            _fake_task(settings, redelivered=True), ctx, "segment", "segmenting", announce=True
+        ):
             pytest.fail("must not run again")
     record = jobs.get(ctx["job_id"])
     assert record is not None and record["state"] == "failed"
     assert record["reason"] == "worker_lost"
 
 
-def test_a_task_for_a_deleted_job_stops_and_cleans_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("announce", [True, False])
+def test_a_task_for_a_deleted_job_stops_and_cleans_up(tmp_path: Path, announce: bool) -> None:
     from tasks.services import services_for
 
     settings = _embedded(tmp_path)
@@ -262,9 +303,23 @@ def test_a_task_for_a_deleted_job_stops_and_cleans_up(tmp_path: Path) -> None:
     svc.store.put(keys.input_key(sha), b"photo")
     svc.store.put(keys.output_key(ctx["job_id"], "photo", "jpg"), b"out")
     with pytest.raises(Ignore):
-        with _stage(_fake_task(settings), ctx, "composite", "compositing"):
+        with _stage(_fake_task(settings), ctx, "composite", "compositing", announce=announce):
             pytest.fail("must not run")
     assert svc.store.list("") == []
+
+
+def test_a_task_for_a_finished_job_is_skipped(tmp_path: Path) -> None:
+    from tasks.services import services_for
+
+    settings = _embedded(tmp_path)
+    jobs = services_for(settings).jobstore
+    ctx = {"job_id": "f" * 22, "sha256": "a" * 64}
+    jobs.create(ctx["job_id"], {"state": "failed"})
+    for announce in (True, False):
+        with pytest.raises(Ignore):
+            with _stage(_fake_task(settings), ctx, "composite", "compositing", announce=announce):
+                pytest.fail("must not run")
+    assert jobs.get(ctx["job_id"])["stages"] == {}  # type: ignore[index]
 
 
 def test_cache_scope_names_the_client_or_no_one() -> None:
@@ -280,7 +335,7 @@ def test_cache_scope_names_the_client_or_no_one() -> None:
     assert cache_scope(scoped, None) != cache_scope(scoped, None)  # unknown: shares nothing
     assert keys.cache_name("isnet-imgly-medium", "") == "isnet-imgly-medium"
     assert keys.matte_key("a" * 64, keys.cache_name("isnet-imgly-medium", alice)) == (
-        f"mattes/{'a' * 64}/isnet-imgly-medium.{alice}/matte.npy"
+        f"mattes/{'a' * 64}/isnet-imgly-medium.{alice}/matte.idm"
     )
     with pytest.raises(ValueError):
         keys.cache_name("isnet-imgly-medium", "../x")
