@@ -672,6 +672,36 @@ def _add_worker_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_worker)
 
 
+def _cmd_storage_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Set up the object store once per deployment (compose runs it before anything else;
+    `serve` at its start): the bucket, private, with its lifecycle rules. Idempotent."""
+    from storage import make_store
+
+    store = make_store(settings)
+    store.ensure_ready()
+    print(f"storage ready: {store!r}")
+    for label, prefixes, days in (
+        ("inputs and intermediates", "intermediate_prefixes", "intermediate_expiry_days"),
+        ("outputs", "output_prefixes", "output_expiry_days"),
+    ):
+        if hasattr(store, prefixes):
+            after = getattr(store, days)
+            when = f"after {after} day(s)" if after > 0 else "never (no rule)"
+            print(f"  {label} ({', '.join(getattr(store, prefixes))}) expire {when}")
+    return EXIT_OK
+
+
+def _add_storage_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("storage", help="set up the object store", parents=[common])
+    ssub = p.add_subparsers(dest="storage_command", required=True)
+    init = ssub.add_parser(
+        "init",
+        help="create the bucket (or folder), make it private, set its lifecycle rules",
+        parents=[common],
+    )
+    init.set_defaults(func=_cmd_storage_init)
+
+
 def _cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
@@ -796,6 +826,7 @@ SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     _add_specs_parser,
     _add_models_parser,
     _add_worker_parser,
+    _add_storage_parser,
     _add_flower_parser,
     _add_serve_parser,
     _add_corpus_parser,

@@ -79,7 +79,7 @@ class S3BlobStore:
         default_expiry_s: int = 900,
         intermediate_prefixes: Sequence[str] = ("inputs/", "masks/", "mattes/"),
         intermediate_expiry_days: int = 1,
-        output_prefixes: Sequence[str] = ("jobs/",),
+        output_prefixes: Sequence[str] = ("jobs/", "batches/"),
         output_expiry_days: int = 0,
         connect_timeout: float = 5,
         read_timeout: float = 30,
@@ -215,7 +215,7 @@ class S3BlobStore:
         """
         expiry = [(p, self.intermediate_expiry_days) for p in self.intermediate_prefixes]
         expiry += [(p, self.output_expiry_days) for p in self.output_prefixes]
-        rules = [
+        rules: list[dict[str, Any]] = [
             {
                 "ID": "idphoto-expire-" + prefix.strip("/").replace("/", "-"),
                 "Filter": {"Prefix": prefix},

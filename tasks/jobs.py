@@ -295,12 +295,6 @@ def cache_scope(settings: Settings, client: str | None) -> str:
     return mac.hexdigest()[:16]
 
 
-def _services(settings: Settings) -> Services:
-    services = services_for(settings)
-    services.ready_store()
-    return services
-
-
 def submit_job(
     settings: Settings,
     data: bytes,
@@ -334,7 +328,9 @@ def submit_job(
     fmt = sniff(data)
     if fmt is None:
         raise UnsupportedImage("This file is not an image format we read (JPEG, PNG, WebP...).")
-    services = _services(settings)
+    # The bucket was set up before (``idphoto storage init``, run by compose and `serve`; a
+    # worker at its start): nothing is configured from inside a request.
+    services = services_for(settings)
     sha256 = hashlib.sha256(data).hexdigest()
     job_id = secrets.token_urlsafe(16)
     return _start(
@@ -442,7 +438,7 @@ def recompose(
     )
     extra = {k: record[k] for k in ("input_format", "input_bytes") if k in record}
     return _start(
-        _services(settings),
+        services_for(settings),
         secrets.token_urlsafe(16),
         sha256=record["sha256"],
         spec=spec_id,

@@ -27,7 +27,7 @@ def test_services_present(compose):
         "rabbitmq",
         "redis",
         "minio",
-        "minio-setup",
+        "storage-init",
         "web",
         "worker-gpu",
         "worker-cpu",
@@ -84,11 +84,20 @@ def test_commands_exist(compose):
     assert callable(factory)
 
 
-def test_bucket_setup_is_private_with_lifecycle(compose):
-    script = " ".join(compose["services"]["minio-setup"]["command"])
-    assert "mc mb" in script and "anonymous set none" in script
-    for prefix in ("inputs/", "masks/", "mattes/"):
-        assert f"--prefix {prefix}" in script
+def test_bucket_setup_is_the_apps_own_command_run_first(compose):
+    """The bucket is set up by ``idphoto storage init`` (the app's own rules, tested against a
+    real S3 server in tests/storage), once, before every service that uses it."""
+    from idphoto.cli import build_parser
+
+    services = compose["services"]
+    init = services["storage-init"]
+    assert init["command"] == ["idphoto", "storage", "init"]
+    build_parser().parse_args(init["command"][1:])
+    assert init["environment"] == services["web"]["environment"]
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in ("web", "worker-gpu", "worker-cpu", "flower"):
+        dep = services[name]["depends_on"]["storage-init"]
+        assert dep["condition"] == "service_completed_successfully", name
 
 
 def test_dockerfile_copies_existing_paths_and_bakes_models():

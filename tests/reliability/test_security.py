@@ -113,7 +113,13 @@ def test_service_bucket_refuses_anonymous_access_and_expires_inputs(
     expiry = cluster.settings.intermediate_expiry_days
     outputs = output_expiry_days(cluster.settings.job_ttl_s)
     assert outputs * 86400 > cluster.settings.job_ttl_s
-    assert days == {"inputs/": expiry, "masks/": expiry, "mattes/": expiry, "jobs/": outputs}
+    assert days == {
+        "inputs/": expiry,
+        "masks/": expiry,
+        "mattes/": expiry,
+        "jobs/": outputs,
+        "batches/": outputs,  # the batch manifests, kept no longer than their jobs
+    }
 
 
 def test_outputs_carry_no_metadata_of_the_upload(

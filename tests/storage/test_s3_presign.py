@@ -7,10 +7,15 @@ only mean something against a server that enforces SigV4.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -191,9 +196,55 @@ def test_outputs_get_their_own_expiry_rule(s3_server: S3Server) -> None:
         store.ensure_ready()
         rules = s3_server.client().get_bucket_lifecycle_configuration(Bucket="expiry-bucket")
         days = {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules["Rules"]}
-        assert days == {"inputs/": 1, "masks/": 1, "mattes/": 1, "jobs/": 8}
+        assert days == {"inputs/": 1, "masks/": 1, "mattes/": 1, "jobs/": 8, "batches/": 8}
     finally:
         s3_server.client().delete_bucket(Bucket="expiry-bucket")
+
+
+def test_storage_init_command_sets_up_the_bucket(s3_server: S3Server, tmp_path: Path) -> None:
+    """``idphoto storage init``, as compose runs it before anything else: a new bucket,
+    private, with every rule, from the settings' environment; run again, it changes nothing."""
+    bucket = f"init-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "IDPHOTO_STORAGE": "s3",
+        "IDPHOTO_S3_ENDPOINT_URL": s3_server.endpoint,
+        "IDPHOTO_S3_BUCKET": bucket,
+        "IDPHOTO_S3_REGION": s3_server.region,
+        "IDPHOTO_S3_ACCESS_KEY": s3_server.access_key,
+        "IDPHOTO_S3_SECRET_KEY": s3_server.secret_key,
+    }
+    client: Any = s3_server.client()
+    try:
+        for _ in range(2):
+            done = subprocess.run(
+                [sys.executable, "-m", "idphoto.cli", "storage", "init"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert f"bucket='{bucket}'" in done.stdout and "expire after 1 day" in done.stdout
+        rules = client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        prefixes = {r["Filter"]["Prefix"] for r in rules}
+        assert prefixes == {"inputs/", "masks/", "mattes/", "jobs/", "batches/"}
+        block = client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert block["IgnorePublicAcls"] and block["RestrictPublicBuckets"]
+        # Unreachable storage: a clear error and a failing exit, for compose to stop on.
+        down = {**env, "IDPHOTO_S3_ENDPOINT_URL": "http://127.0.0.1:9"}
+        failed = subprocess.run(
+            [sys.executable, "-m", "idphoto.cli", "storage", "init"],
+            env=down,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert failed.returncode == 1 and "error:" in failed.stderr, failed
+    finally:
+        client.delete_bucket(Bucket=bucket)
 
 
 def test_concurrent_ensure_ready_creates_one_bucket(s3_server: S3Server) -> None:
