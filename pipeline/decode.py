@@ -223,8 +223,8 @@ def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        size = _probe_size(data, fmt)
-        raise _too_large(*(size or (None, None)), max_pixels) from None
+        width, height = _probe_size(data, fmt) or (None, None)
+        raise _too_large(width, height, max_pixels) from None
     except MemoryError:
         raise
     except ValueError as exc:

@@ -245,7 +245,8 @@ def head_covering_score(rgb: np.ndarray, lm: FaceLandmarks, crown_y: float | Non
     ied = max(8.0, inter_eye(lm))
     top = lm.points[10].astype(np.float64)  # the top of the forehead on the mesh
     lab = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
-    skin = _patch(lab, *_pts(lm, _FOREHEAD).mean(axis=0), 0.25 * ied, 0.1 * ied)
+    fx, fy = _pts(lm, _FOREHEAD).mean(axis=0)
+    skin = _patch(lab, float(fx), float(fy), 0.25 * ied, 0.1 * ied)
     above_y = top[1] - 0.35 * ied
     if crown_y is not None:
         above_y = max(above_y, (crown_y + top[1]) / 2)

@@ -243,8 +243,8 @@ def face_sharpness(luma: np.ndarray, alpha: np.ndarray, kp: Mapping[str, Point])
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     _, ied, _, _ = _eye_frame(kp)
-    g = luma[y0:y1, x0:x1]
-    m = (alpha[y0:y1, x0:x1] >= 0.98).astype(np.uint8)
+    g: np.ndarray = luma[y0:y1, x0:x1]
+    m: np.ndarray = (alpha[y0:y1, x0:x1] >= 0.98).astype(np.uint8)
     s = SHARPNESS_IED_PX / max(ied, 1e-6)
     size = (max(8, round(g.shape[1] * s)), max(8, round(g.shape[0] * s)))
     g = cv2.resize(g, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)

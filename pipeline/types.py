@@ -65,7 +65,7 @@ class Face:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Face:
         return cls(
-            box=tuple(d["box"]),  # type: ignore[arg-type]
+            box=tuple(d["box"]),
             keypoints={k: (float(v[0]), float(v[1])) for k, v in d["keypoints"].items()},
             score=float(d["score"]),
         )
@@ -117,10 +117,10 @@ class Analysis:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Analysis:
         return cls(
-            original_size=tuple(d["original_size"]),  # type: ignore[arg-type]
-            work_size=tuple(d["work_size"]),  # type: ignore[arg-type]
+            original_size=tuple(d["original_size"]),
+            work_size=tuple(d["work_size"]),
             max_side=int(d["max_side"]),
-            region=tuple(d["region"]),  # type: ignore[arg-type]
+            region=tuple(d["region"]),
             region_scale=float(d["region_scale"]),
             face=Face.from_dict(d["face"]),
             face_count=int(d.get("face_count", 1)),

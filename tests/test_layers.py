@@ -1,7 +1,8 @@
 """The house rules, checked on every run: the layers and their purity (import-linter's
 contracts in setup.cfg: idphoto -> web -> tasks -> {pipeline, storage} -> config, pipeline free
 of Celery, Flask, boto3 and Redis, no import cycles inside a package, an import inside a
-function counting like any other), and ruff's lint and format."""
+function counting like any other), mypy on pipeline/, storage/ and config/, and ruff's lint and
+format."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ def test_import_contracts_are_kept() -> None:
     done = _run(str(BIN / "lint-imports"), "--no-cache")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "4 kept, 0 broken" in done.stdout, done.stdout[-2000:]
+
+
+def test_mypy_on_the_pure_layers() -> None:
+    """mypy over pipeline/, storage/ and config/ (the [mypy] section of setup.cfg)."""
+    done = _run(str(BIN / "mypy"), "--config-file", "setup.cfg", "--no-incremental")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Success: no issues found" in done.stdout, done.stdout[-2000:]
 
 
 def test_ruff_lint_and_format() -> None:
