@@ -39,7 +39,7 @@ from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, Unsupport
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import keys
 from tasks.app import celery_for
-from tasks.jobstore import RUNNING_STATES, TERMINAL_STATES
+from tasks.jobstore import RUNNING_STATES, TERMINAL_STATES, done_fields, failed_fields
 from tasks.pipeline import CONTEXT_VERSION, purge_intermediates, request_fingerprint
 from tasks.services import Services, services_for
 
@@ -136,14 +136,9 @@ def _send(services: Services, ctx: dict[str, Any], *, cached: bool) -> None:
         now = time.time()
         services.jobstore.update(
             ctx["job_id"],
-            {
-                "state": "failed",
-                "ts.failed": now,
-                "updated_at": now,
-                "finished_at": now,
-                "reason": "queue_unavailable",
-                "message": "The job could not be queued; please try again.",
-            },
+            failed_fields(
+                now, "queue_unavailable", "The job could not be queued; please try again."
+            ),
         )
         raise QueueUnavailable(f"could not queue job {ctx['job_id']}: {exc}") from exc
 
@@ -171,12 +166,7 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
         job_id,
         {
             **fields,
-            "state": "done",
-            "ts.done": now,
-            "updated_at": now,
-            "finished_at": now,
-            "outputs": outputs,
-            "report": previous.get("report"),
+            **done_fields(now, outputs, previous.get("report")),
             "reused_from": previous_id,
         },
         ref=fields["sha256"],
@@ -360,7 +350,9 @@ def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
     return record
 
 
-#: The stage a job in each running state waits for.
+#: The stage a job in each running state waits for. A job reads ``refining`` from the start of
+#: matte_refine until store writes ``done`` (composite and store write nothing of their own, so
+#: a job lost there is named by its last written state; the timeout covers all three).
 _WAITING_FOR = {
     "segmenting": "segment",
     "refining": "matte_refine",
@@ -397,16 +389,14 @@ def reap_if_lost(settings: Settings, jobstore: Any, record: dict[str, Any], now:
     written = jobstore.update(
         record["job_id"],
         {
-            "state": "failed",
-            "reason": "lost",
-            "message": (
+            **failed_fields(
+                now,
+                "lost",
                 f"The job was lost: nothing happened for {idle} s while it waited for the "
-                f"{waiting_for} stage. Please submit the photo again."
+                f"{waiting_for} stage. Please submit the photo again.",
             ),
             "lost_in": state,
             "waiting_for": waiting_for,
-            "ts.failed": now,
-            "updated_at": now,
         },
         unless_states=TERMINAL_STATES,
     )

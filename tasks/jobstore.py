@@ -49,6 +49,31 @@ TERMINAL_STATES = ("done", "failed")
 STAGES = ("segment", "matte_refine", "composite", "store")
 
 
+def done_fields(now: float, outputs: Mapping[str, str], report: Any) -> dict[str, Any]:
+    """The fields that end a job ``done`` (the one place they are named)."""
+    return {
+        "state": "done",
+        "ts.done": now,
+        "updated_at": now,
+        "finished_at": now,
+        "outputs": dict(outputs),
+        "report": report,
+    }
+
+
+def failed_fields(now: float, reason: str, message: str) -> dict[str, Any]:
+    """The fields that end a job ``failed`` with a stable ``reason`` (the one place they are
+    named); callers add what they know (``failed_stage``, ``error_details``, ``lost_in``...)."""
+    return {
+        "state": "failed",
+        "ts.failed": now,
+        "updated_at": now,
+        "finished_at": now,
+        "reason": reason,
+        "message": message,
+    }
+
+
 class JobStoreUnavailable(StorageUnavailable):
     """The job store (Redis) cannot be reached: transient, tasks retry (it is a
     `StorageUnavailable`, so the web layer answers 503 for it as for the blob store)."""

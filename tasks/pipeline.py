@@ -52,7 +52,7 @@ from pipeline.errors import IdPhotoError
 from pipeline.types import Analysis
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import keys
-from tasks.jobstore import STAGES, TERMINAL_STATES
+from tasks.jobstore import STAGES, TERMINAL_STATES, done_fields, failed_fields
 from tasks.services import Services, services_for
 
 logger = logging.getLogger(__name__)
@@ -113,14 +113,7 @@ def fail_job(svc: Services, ctx: Any, exc: BaseException, stage: str | None) -> 
         return
     reason, message, details = failure_of(exc)
     now = time.time()
-    fields: dict[str, Any] = {
-        "state": "failed",
-        "ts.failed": now,
-        "updated_at": now,
-        "finished_at": now,
-        "reason": reason,
-        "message": message,
-    }
+    fields = failed_fields(now, reason, message)
     if details:
         fields["error_details"] = details
     if stage:
@@ -493,16 +486,7 @@ def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         info["outputs"] = len(outputs)
     now = time.time()
     fields = {f"stage.{k}": v for k, v in _finished_stages(ctx).items()}
-    fields.update(
-        {
-            "state": "done",
-            "ts.done": now,
-            "updated_at": now,
-            "finished_at": now,
-            "outputs": outputs,
-            "report": report,
-        }
-    )
+    fields.update(done_fields(now, outputs, report))
     fingerprint = request_fingerprint(
         ctx["sha256"],
         ctx["model"],
