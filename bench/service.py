@@ -80,6 +80,7 @@ from idphoto.samples import sample_path  # noqa: E402
 from idphoto.serve import settings_environ  # noqa: E402
 from pipeline import stages  # noqa: E402
 from pipeline.segment import DEFAULT_MODEL, ISNET_INPUT  # noqa: E402
+from tests.tasks.opslog import RedisWrites  # noqa: E402  (the chain test's counter)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "service.json"
 PHONE_SIZES = ((2448, 3264), (3024, 4032), (4000, 6000))  # 8, 12, 24 MP, portrait
@@ -93,6 +94,9 @@ TARGETS = {
     "recompose_ratio": 0.15,
     "rss_growth": 0.05,
     "large_input_ratio": 0.25,
+    "cpu_s_outside_model": 0.35,
+    "job_store_writes": 4,
+    "intermediates_mb": 1.5,
 }
 
 
@@ -408,6 +412,30 @@ def delete_jobs(base_url: str, job_ids: Sequence[str]) -> None:
         http.delete(f"{base_url}/api/v1/jobs/{job_id}", timeout=30)
 
 
+def budgets(settings: Settings, entries: list[dict[str, Any]], writes: int) -> dict[str, Any]:
+    """Issue 15's budgets over one level's jobs (each a new photo): job store writes per job
+    (counted by `RedisWrites` while they ran, polling excluded: reads) and what each photo
+    leaves in the store besides its upload (masks/ and mattes/, once the job is done)."""
+    from storage import make_store
+    from tasks import keys
+
+    store = make_store(settings)
+    shas = {e["record"].get("sha256") for e in entries if e["state"] == "done"}
+    shas.discard(None)
+    sizes = []
+    for sha in shas:
+        kept = store.list(keys.mask_prefix(sha)) + store.list(keys.matte_prefix(sha))
+        sizes.append(sum(len(store.get(k)) for k in kept))
+    return {
+        "jobs": len(entries),
+        "job_store_writes": writes,
+        "job_store_writes_per_job": rnd(writes / max(1, len(entries))),
+        "photos": len(sizes),
+        "intermediates_mb_per_photo": rnd(mean(sizes) / 1e6) if sizes else None,
+        "intermediates_mb_max": rnd(max(sizes) / 1e6) if sizes else None,
+    }
+
+
 def attach_records(settings: Settings, entries: list[dict[str, Any]]) -> None:
     from tasks.jobs import get_job
 
@@ -610,6 +638,32 @@ def targets(record: dict[str, Any]) -> list[dict[str, Any]]:
         TARGETS["rss_growth"],
         "<=",
         "after warm-up -> after all jobs, worst of gpu/cpu worker",
+    )
+    sizing = [r.get("gpu_sizing") or {} for r in e2e.values()]
+    outside = [
+        g["cpu_s_per_job_outside_model"] for g in sizing if g.get("cpu_s_per_job_outside_model")
+    ]
+    add(
+        "CPU s per job outside the model",
+        min(outside) if outside else None,
+        TARGETS["cpu_s_outside_model"],
+        "<=",
+        "all processes' CPU per job less the model step, best level",
+    )
+    budget = record.get("budgets") or {}
+    add(
+        "job store writes per job",
+        budget.get("job_store_writes_per_job"),
+        TARGETS["job_store_writes"],
+        "<=",
+        "Redis MONITOR over the first level's jobs (a MULTI block or a script is one)",
+    )
+    add(
+        "intermediates per photo (MB)",
+        budget.get("intermediates_mb_per_photo"),
+        TARGETS["intermediates_mb"],
+        "<=",
+        "masks/ and mattes/ objects left per photo of the first level (upload not counted)",
     )
     add(
         "24 MP decode-to-input / naive",
@@ -944,6 +998,9 @@ def main(argv: list[str] | None = None) -> int:
             # (client and web): 0.1 s alone, then about 10 polls/s however many clients.
             poll = 0.1 if c == 1 else max(1.0, 0.1 * c)
             cpu_before = cpu_snapshot()
+            writes = RedisWrites(settings.redis_url, f"{settings.job_key_prefix}:")
+            if c == levels[0]:
+                writes.__enter__()
             entries = run_closed_loop(
                 url,
                 lambda http, i, c=c: submit_photo(level_photos[c][i])(http, i),
@@ -952,7 +1009,12 @@ def main(argv: list[str] | None = None) -> int:
                 poll,
             )
             cpu = cpu_by_group(cpu_before, cpu_snapshot(), stack)
+            if c == levels[0]:
+                writes.__exit__()
             attach_records(settings, entries)
+            if c == levels[0]:
+                record["budgets"] = budgets(settings, entries, len(writes.writes))
+                log(f"  budgets: {record['budgets']}")
             summary = {"concurrency": c, **summarize(entries)}
             done_n = max(1, summary["done"])
             summary["cpu_s_per_job"] = {k: round(v / done_n, 3) for k, v in cpu.items()}
