@@ -244,7 +244,7 @@ def _start(
             store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
         elif not cached and data is None and not store.exists(keys.input_key(sha256)):
             raise InputExpired("The photo is no longer stored: upload it again.")
-    except (IdPhotoError, StorageUnavailable) as exc:
+    except Exception as exc:  # storage down or refusing (no bucket), or the photo is gone
         _abandon(services, job_id, sha256, exc)
         raise
     ctx = {

@@ -190,7 +190,7 @@ def test_factory_picks_the_backend(tmp_path: Path) -> None:
         "https://files.example.com",
     )
     assert s3.intermediate_expiry_days == 2
-    assert s3.output_prefixes == ("jobs/",) and s3.output_expiry_days == 8  # records: 7 days
+    assert s3.output_prefixes == ("jobs/", "batches/") and s3.output_expiry_days == 8  # 7 days
     assert [output_expiry_days(t) for t in (0, 1, 86400, 86401, 7 * 86400)] == [0, 2, 2, 3, 8]
     default_public = make_store(Settings(storage="s3", s3_endpoint_url="http://rgw:7480"))
     assert isinstance(default_public, S3BlobStore)

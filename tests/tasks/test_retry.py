@@ -12,6 +12,7 @@ import pytest
 
 from config.settings import Settings
 from idphoto.samples import sample_path
+from storage import make_store
 from tasks.jobs import get_job, submit_job
 from tests.conftest import free_ports
 
@@ -43,6 +44,7 @@ def test_storage_outage_is_retried_then_fails_the_job(
         {**common, "IDPHOTO_S3_ENDPOINT_URL": f"http://127.0.0.1:{closed}"}, "gpu", f"r-{tag}@%h"
     )
     worker.wait_ready(also="loaded")
+    make_store(settings).ensure_ready()  # `idphoto storage init`, as a deployment runs it first
     job_id = submit_job(settings, sample_path("grace_hopper").read_bytes(), spec="us-passport")
     deadline = time.monotonic() + 120
     record = None

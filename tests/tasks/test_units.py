@@ -3,6 +3,7 @@ failure mapping and the stage bookkeeping (no worker, no models)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -341,3 +342,34 @@ def test_cache_scope_names_the_client_or_no_one() -> None:
         keys.cache_name("isnet-imgly-medium", "../x")
     with pytest.raises(ValueError):
         Settings(cache_scope="tenant")
+
+
+def test_a_job_whose_photo_cannot_be_stored_leaves_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record (with its reference on the photo) is written before the photo is stored;
+    when storing fails, both are taken back and the caller gets the storage error."""
+    from idphoto.samples import sample_path
+    from tasks.jobs import submit_job
+    from tasks.services import services_for
+
+    settings = _embedded(tmp_path)
+    svc = services_for(settings)
+    created: list[str] = []
+    real_create = svc.jobstore.create
+
+    def create(job_id: str, fields: Any, *, ref: str | None = None) -> None:
+        created.append(job_id)
+        real_create(job_id, fields, ref=ref)
+
+    def put(*_: Any, **__: Any) -> None:
+        raise StorageUnavailable("disk gone")
+
+    monkeypatch.setattr(svc.jobstore, "create", create)
+    monkeypatch.setattr(svc.store, "put", put)
+    data = sample_path("grace_hopper").read_bytes()
+    with pytest.raises(StorageUnavailable):
+        submit_job(settings, data, spec="us-passport")
+    assert len(created) == 1 and svc.jobstore.get(created[0]) is None
+    sha = hashlib.sha256(data).hexdigest()
+    assert svc.jobstore.remove_ref(sha, "someone-else") == 0  # no reference was left behind

@@ -346,6 +346,7 @@ def test_every_error_code_and_failure_reason_has_a_sentence() -> None:
     codes |= set(re.findall(r'ApiError\(\s*\d{3},\s*"([a-z_]+)"', web_source))
     task_source = inspect.getsource(tasks.pipeline) + inspect.getsource(tasks.jobs)
     codes |= set(re.findall(r'"reason": "([a-z_]+)"', task_source))
+    codes |= set(re.findall(r'failed_fields\(\s*now,\s*"([a-z_]+)"', task_source))
     codes |= set(re.findall(r'return "([a-z_]+)", "', task_source))
     assert {"file_too_large", "insufficient_storage", "lost", "worker_lost"} <= codes
     missing = sorted(codes - set(ERRORS) - {"file_too_large"})  # its text names the limit
