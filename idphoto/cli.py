@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config import outputs
 from config.settings import Settings
 from pipeline.errors import (
     BadParameter,
@@ -386,17 +387,15 @@ def _process(
             outcomes.append(_failure(item.label, spec.id if len(specs) > 1 else None, exc))
             continue
         base = f"{stem}-{_slug(spec.id)}"
-        ext = "png" if comp.photo.format == "png" else "jpg"
-        files = {
-            "photo": str(out_dir / f"{base}.{ext}"),
-            "cutout": str(out_dir / f"{base}-cutout.png"),
-            "report": str(out_dir / f"{base}-report.json"),
-        }
-        Path(files["photo"]).write_bytes(comp.photo.data)
-        Path(files["cutout"]).write_bytes(comp.cutout.data)
-        if comp.sheet is not None:
-            files["sheet"] = str(out_dir / f"{base}-sheet-{args.sheet}.jpg")
-            Path(files["sheet"]).write_bytes(comp.sheet.data)
+        files: dict[str, str] = {}
+        for name, ext, data in comp.files():
+            suffix = outputs.BY_NAME[name].file_suffix
+            if name == "sheet":
+                suffix += f"-{args.sheet}"  # the paper, e.g. -sheet-4x6
+            path = out_dir / f"{base}{suffix}.{ext}"
+            files[name] = str(path)
+            if name != "report":  # written below, with the input and the file names
+                path.write_bytes(data)
         record = {"input": item.label, "files": files, **comp.report}
         Path(files["report"]).write_text(json.dumps(record, indent=2, default=str) + "\n")
         ok = comp.report["verdict"] == "pass"

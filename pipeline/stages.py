@@ -9,6 +9,7 @@ compose(matte, a, spec, bg) the photo, the cut-out and the compliance report  (p
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from config.outputs import OUTPUTS
+from config.outputs import check as outputs_check
 from config.specs import PhotoSpec
 from pipeline import geometry, matte
 from pipeline.composite import Background, composite, parse_background
@@ -77,6 +80,25 @@ class Composition:
     image: Image.Image  # the photo before encoding (RGB, or RGBA when transparent)
     sheet: Encoded | None = None  # print sheet (JPEG at 300 dpi), when asked for
     sheet_info: dict[str, Any] | None = None
+
+    def files(self) -> list[tuple[str, str, bytes]]:
+        """Every output made, as (name, file type, bytes), in `config.outputs` order: what the
+        chain stores and the CLI writes."""
+        made = {
+            "photo": ("png" if self.photo.format == "png" else "jpg", self.photo.data),
+            "sheet": None if self.sheet is None else ("jpg", self.sheet.data),
+            "cutout": ("png", self.cutout.data),
+            "report": ("json", json.dumps(self.report, indent=1).encode()),
+        }
+        files = []
+        for output in OUTPUTS:
+            item = made.pop(output.name, None)
+            if item is not None:
+                outputs_check(output.name, item[0])
+                files.append((output.name, item[0], item[1]))
+        if made:
+            raise ValueError(f"outputs not in config.outputs: {sorted(made)}")
+        return files
 
 
 def analyse(

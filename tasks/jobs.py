@@ -31,6 +31,7 @@ from celery import chain
 
 from config import routing
 from config.catalogue import parse_spec_arg
+from config.outputs import content_type
 from config.settings import Settings
 from pipeline.composite import parse_background
 from pipeline.declared import Declared
@@ -156,7 +157,8 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
     try:
         for name, key in previous["outputs"].items():
             new_key = keys.job_prefix(job_id) + key.rsplit("/", 1)[1]
-            services.store.put(new_key, services.store.get(key), content_type=_ctype(key))
+            ext = key.rsplit(".", 1)[-1]
+            services.store.put(new_key, services.store.get(key), content_type=content_type(ext))
             outputs[name] = new_key
     except ObjectNotFound:
         services.store.delete_prefix(keys.job_prefix(job_id))
@@ -172,13 +174,6 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
         ref=fields["sha256"],
     )
     return True
-
-
-def _ctype(key: str) -> str:
-    ext = key.rsplit(".", 1)[-1]
-    return {"jpg": "image/jpeg", "png": "image/png", "json": "application/json"}.get(
-        ext, "application/octet-stream"
-    )
 
 
 def _start(

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 
+from config import outputs
+
 #: ``secrets.token_urlsafe(16)``: 22 characters of the URL-safe base64 alphabet.
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-#: Output names and their file extensions (the photo's depends on the spec's format).
-OUTPUT_NAMES = ("photo", "sheet", "cutout", "report")
+#: Output names (`config.outputs`: their file types, content types and file names).
+OUTPUT_NAMES = outputs.NAMES
 
 
 def is_job_id(value: object) -> bool:
@@ -92,6 +94,5 @@ def job_prefix(job_id: str) -> str:
 
 
 def output_key(job_id: str, name: str, ext: str) -> str:
-    if name not in OUTPUT_NAMES or ext not in ("jpg", "png", "json"):
-        raise ValueError(f"unknown output {name}.{ext}")
+    outputs.check(name, ext)
     return f"{job_prefix(job_id)}{name}.{ext}"

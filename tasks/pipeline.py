@@ -47,6 +47,7 @@ from PIL import Image
 
 from config import routing
 from config.catalogue import get_spec
+from config.outputs import content_type
 from pipeline.declared import Declared
 from pipeline.errors import IdPhotoError
 from pipeline.types import Analysis
@@ -64,7 +65,6 @@ STAGE_OF_TASK = {
     routing.COMPOSITE: "composite",
     routing.STORE: "store",
 }
-_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "json": "application/json"}
 
 
 # -- failures ------------------------------------------------------------------------------------
@@ -439,18 +439,10 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             declared=Declared.from_options(options),
         )
         clock.lap("compose_s")
-        ext = "png" if comp.photo.format == "png" else "jpg"
-        files: list[tuple[str, str, bytes]] = [
-            ("photo", ext, comp.photo.data),
-            ("cutout", "png", comp.cutout.data),
-            ("report", "json", json.dumps(comp.report, indent=1).encode()),
-        ]
-        if comp.sheet is not None:
-            files.append(("sheet", "jpg", comp.sheet.data))
         outputs: dict[str, str] = {}
-        for name, file_ext, data in files:
+        for name, file_ext, data in comp.files():
             key = keys.output_key(job_id, name, file_ext)
-            svc.store.put(key, data, content_type=_CONTENT_TYPES[file_ext])
+            svc.store.put(key, data, content_type=content_type(file_ext))
             outputs[name] = key
         clock.lap("put_s")
         info["photo"] = {

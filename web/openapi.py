@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-JOB_STATES = ["queued", "segmenting", "refining", "compositing", "storing", "done", "failed"]
+from config.outputs import OUTPUTS
+from tasks.jobstore import STAGES as STAGE_NAMES
+from tasks.jobstore import STATES
+
+JOB_STATES = list(STATES)
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -364,6 +368,9 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                         "error": {"type": "string", "description": "Stable code, e.g. no_face."},
                         "message": {"type": "string", "description": "Plain words for a person."},
                     },
+                    # The numbers behind the error, named after it: e.g. spec and suggestions
+                    # for unknown_spec, limit_bytes for file_too_large, param for bad_parameter.
+                    "additionalProperties": True,
                 },
                 "JobAccepted": {
                     "type": "object",
@@ -386,12 +393,43 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                             "face_too_small, unsupported_image, image_too_large, ...",
                         },
                         "message": {"type": "string", "nullable": True},
-                        "stages": {"type": "object", "description": "Per-stage progress/timings."},
+                        "error_details": {
+                            "type": "object",
+                            "description": "Numbers behind a failure (e.g. mm missing below "
+                            "the chin for too_close).",
+                        },
+                        "failed_stage": {"type": "string", "enum": list(STAGE_NAMES)},
+                        "spec": {"type": "string"},
+                        "background": {"type": "string", "description": "#rrggbb"},
+                        "options": {"type": "object"},
+                        "parent": {
+                            "type": "string",
+                            "description": "The job this one recomposes.",
+                        },
+                        "created_at": {"type": "number", "description": "Unix seconds"},
+                        "updated_at": {"type": "number"},
+                        "finished_at": {"type": "number"},
+                        "timestamps": {
+                            "type": "object",
+                            "description": "When the job entered each state (Unix seconds).",
+                            "additionalProperties": {"type": "number"},
+                        },
+                        "stages": {
+                            "type": "object",
+                            "description": "Per-stage progress and timings: "
+                            + ", ".join(STAGE_NAMES)
+                            + ".",
+                            "additionalProperties": {"$ref": "#/components/schemas/Stage"},
+                        },
                         "outputs": {
                             "type": "object",
-                            "description": "Presigned download links once done: photo, cutout, "
-                            "sheet (when the spec prints), report.",
-                            "additionalProperties": {"type": "string", "format": "uri"},
+                            "description": "Presigned download links once done: "
+                            + "; ".join(f"{o.name}: {o.description}" for o in OUTPUTS)
+                            + ".",
+                            "properties": {
+                                o.name: {"type": "string", "format": "uri"} for o in OUTPUTS
+                            },
+                            "additionalProperties": False,
                         },
                         "report": {
                             "type": "object",
@@ -399,6 +437,18 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                             "description": "Compliance report: measures, checks, verdict.",
                         },
                     },
+                },
+                "Stage": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["running", "ok", "failed"]},
+                        "started_at": {"type": "number"},
+                        "finished_at": {"type": "number"},
+                        "duration_s": {"type": "number"},
+                        "attempt": {"type": "integer"},
+                        "error": {"type": "string", "description": "The failure's reason."},
+                    },
+                    "additionalProperties": False,
                 },
                 "Recompose": {
                     "type": "object",

@@ -153,15 +153,69 @@ def test_delete_job(stack: Stack, finished_job: dict[str, Any]) -> None:
     assert requests.get(photo_url, timeout=10).status_code == 404  # outputs went with it
 
 
-def test_photo_without_a_face_fails_in_plain_words(stack: Stack) -> None:
+def _no_face_jpeg() -> bytes:
     image = Image.linear_gradient("L").resize((480, 600)).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, "JPEG")
-    job = wait_finished(stack, accepted(submit(stack, buffer.getvalue())))
+    return buffer.getvalue()
+
+
+def test_photo_without_a_face_fails_in_plain_words(stack: Stack) -> None:
+    job = wait_finished(stack, accepted(submit(stack, _no_face_jpeg())))
     assert job["state"] == "failed"
     assert job["reason"] == "no_face"
     assert "face" in job["message"].lower()
     assert job["outputs"] == {} and job["report"] is None
+
+
+def _json_schema(doc: dict[str, Any], name: str, *, strict: bool) -> dict[str, Any]:
+    """The OpenAPI 3.0 schema ``name`` as JSON Schema (``nullable`` as a null type, refs into
+    ``$defs``); ``strict`` also refuses fields the document does not list."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, list):
+            return [convert(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: convert(v) for k, v in node.items() if k != "nullable"}
+        if "$ref" in out:
+            out["$ref"] = out["$ref"].replace("#/components/schemas/", "#/$defs/")
+        if node.get("nullable") and "type" in out:
+            out["type"] = [out["type"], "null"]
+        if strict and out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+
+    return {"$defs": convert(doc["components"]["schemas"]), "$ref": f"#/$defs/{name}"}
+
+
+def test_responses_match_the_openapi_document(stack: Stack, finished_job: dict[str, Any]) -> None:
+    """Real answers of the running service against its own OpenAPI schemas, strictly: a field
+    the API returns and the document does not list fails, like a wrong type."""
+    import jsonschema
+
+    doc = requests.get(stack.api("/openapi.json"), timeout=10).json()
+
+    def check(body: Any, name: str) -> None:
+        schema = _json_schema(doc, name, strict=True)
+        jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+
+    done = {k: v for k, v in finished_job.items() if not k.startswith("_")}
+    check(done, "Job")
+    response = submit(stack, _no_face_jpeg())
+    check(response.json(), "JobAccepted")
+    failed = wait_finished(stack, accepted(response))
+    failed.pop("_seen_states")
+    assert failed["state"] == "failed" and failed["failed_stage"] == "segment"
+    check(failed, "Job")
+    check(requests.get(stack.api("/jobs/" + "x" * 22), timeout=10).json(), "Error")
+    check(submit(stack, spec="no-such-spec").json(), "Error")
+    check(requests.get(stack.api("/specs"), timeout=10).json(), "SpecList")
+    # The check is strict: a field the document does not list is refused.
+    with pytest.raises(jsonschema.ValidationError):
+        check({**done, "sha256": "0" * 64}, "Job")
+    with pytest.raises(jsonschema.ValidationError):
+        check({**done, "outputs": {**done["outputs"], "extra": "http://x/"}}, "Job")
 
 
 def test_415_for_text_named_jpg(stack: Stack) -> None:
