@@ -8,7 +8,8 @@ Then the input is stored once per content hash (``inputs/{sha256}``), the job re
 
 - new photo: ``segment -> matte_refine -> composite -> store``;
 - photo whose matte and analysis are stored (an earlier job, or ``recompose``): only
-  ``composite -> store`` (the record says ``matte_cached: true`` and has no segment stage);
+  ``composite -> store`` (the record says ``matte_cached: true``, and its segment and refine
+  stages ``{"status": "ok", "cached": true}``);
 - identical request to a finished job still on record (same input, model, spec, background,
   options): the outputs are copied, the new job is ``done`` at once (``reused_from``).
 
@@ -140,8 +141,18 @@ def _send(services: Services, ctx: dict[str, Any], *, cached: bool) -> None:
             failed_fields(
                 now, "queue_unavailable", "The job could not be queued; please try again."
             ),
+            tally="failed:queue_unavailable",
         )
         raise QueueUnavailable(f"could not queue job {ctx['job_id']}: {exc}") from exc
+
+
+#: The stages a job on a stored matte skips, as its record shows them (done, made before): the
+#: API, the job page and the script then show the same progress; whether the photo was seen
+#: before is not the client's to know (the API gives only the status).
+_CACHED_STAGES: dict[str, Any] = {
+    "stage.segment": {"status": "ok", "cached": True},
+    "stage.matte_refine": {"status": "ok", "cached": True},
+}
 
 
 def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, Any]) -> bool:
@@ -172,6 +183,7 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
             "reused_from": previous_id,
         },
         ref=fields["sha256"],
+        tally="done",
     )
     return True
 
@@ -215,7 +227,7 @@ def _start(
     if scope:
         fields["cache_scope"] = scope
     store = services.store
-    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True}):
+    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True, **_CACHED_STAGES}):
         if data is not None and not store.exists(keys.input_key(sha256)):  # for recompositions
             store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
         return job_id
@@ -230,11 +242,15 @@ def _start(
     if not cached and data is None and not store.exists(keys.input_key(sha256)):
         raise InputExpired("The photo is no longer stored: upload it again.")
     fields["matte_cached"] = cached
+    if cached:
+        fields.update(_CACHED_STAGES)
     services.jobstore.create(job_id, fields, ref=sha256)
     try:
         if cached and not matte_stored():  # purged by a delete just before our reference
             cached = False
-            services.jobstore.update(job_id, {"matte_cached": False})
+            services.jobstore.update(
+                job_id, {"matte_cached": False, **{k: None for k in _CACHED_STAGES}}
+            )
         if not cached and data is not None and not store.exists(keys.input_key(sha256)):
             store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
         elif not cached and data is None and not store.exists(keys.input_key(sha256)):
@@ -394,6 +410,7 @@ def reap_if_lost(settings: Settings, jobstore: Any, record: dict[str, Any], now:
             "waiting_for": waiting_for,
         },
         unless_states=TERMINAL_STATES,
+        tally="failed:lost",
     )
     if written == 1:
         logger.warning("job %s lost in %s (waiting for %s)", record["job_id"], state, waiting_for)

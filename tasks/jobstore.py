@@ -84,9 +84,17 @@ class JobStore(Protocol):
 
     def ping(self) -> None: ...
 
-    def create(self, job_id: str, fields: Mapping[str, Any], *, ref: str | None = None) -> None:
-        """Write a new record (replacing any with that id) and, with ``ref``, note in the same
-        write that the job uses the input of that hash (`add_ref`)."""
+    def create(
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        *,
+        ref: str | None = None,
+        tally: str | None = None,
+    ) -> None:
+        """Write a new record (replacing any with that id) and, in the same write, with ``ref``
+        note that the job uses the input of that hash (`add_ref`); with ``tally``, count its
+        outcome (a job created finished)."""
         ...
 
     def update(
@@ -96,10 +104,17 @@ class JobStore(Protocol):
         *,
         unless_states: Sequence[str] = (),
         remember: tuple[str, str] | None = None,
+        tally: str | None = None,
     ) -> int:
         """Set ``fields``: 1 if written, 0 if there is no record, -1 if its state is one of
-        ``unless_states`` (nothing written). ``remember`` (name, value) is kept (`remember`)
-        in the same write, only if the fields were written."""
+        ``unless_states`` (nothing written). In the same write, only if the fields were
+        written: ``remember`` (name, value) is kept (`remember`), and the outcome ``tally``
+        (``done`` or ``failed:<reason>``) is counted once (`outcomes`)."""
+        ...
+
+    def outcomes(self) -> dict[str, int]:
+        """How many jobs ended each way (``tally`` of `update` and `create`), since the store
+        was new: what ``/metrics`` reports, counted where the job ends, once."""
         ...
 
     def incr(self, job_id: str, field: str) -> int:
@@ -148,6 +163,8 @@ def assemble(job_id: str, flat: Mapping[str, Any]) -> dict[str, Any]:
 # -- Redis -------------------------------------------------------------------------------------
 
 _UPDATE_LUA = """
+-- KEYS: the job; the request to remember, or ''; the outcome tallies, or ''.
+-- ARGV: ttl, n, n states to leave alone, [remembered value], [tally field], field, value, ...
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = tonumber(ARGV[2])
 if n > 0 then
@@ -156,13 +173,17 @@ if n > 0 then
     if state == ARGV[i] then return -1 end
   end
 end
+local i = 3 + n
+local remember = nil
+if KEYS[2] ~= '' then remember = ARGV[i]; i = i + 1 end
+local tally = nil
+if KEYS[3] ~= '' then tally = ARGV[i]; i = i + 1 end
 local kv = {}
-local first = 3 + n
-if #KEYS > 1 then first = 4 + n end  -- ARGV[3 + n] is the value remembered under KEYS[2]
-for i = first, #ARGV do kv[#kv + 1] = ARGV[i] end
+for j = i, #ARGV do kv[#kv + 1] = ARGV[j] end
 if #kv > 0 then redis.call('HSET', KEYS[1], unpack(kv)) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-if #KEYS > 1 then redis.call('SET', KEYS[2], ARGV[3 + n], 'EX', tonumber(ARGV[1])) end
+if remember then redis.call('SET', KEYS[2], remember, 'EX', tonumber(ARGV[1])) end
+if tally then redis.call('HINCRBY', KEYS[3], tally, 1) end
 return 1
 """
 
@@ -203,6 +224,14 @@ class RedisJobStore:
     def _req(self, name: str) -> str:
         return f"{self.prefix}:req:{name}"
 
+    @property
+    def _outcomes(self) -> str:
+        return f"{self.prefix}:outcomes"
+
+    def outcomes(self) -> dict[str, int]:
+        with self._errors():
+            return {k: int(v) for k, v in self.client.hgetall(self._outcomes).items()}
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
@@ -214,7 +243,14 @@ class RedisJobStore:
         with self._errors():
             self.client.ping()
 
-    def create(self, job_id: str, fields: Mapping[str, Any], *, ref: str | None = None) -> None:
+    def create(
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        *,
+        ref: str | None = None,
+        tally: str | None = None,
+    ) -> None:
         key = self._job(job_id)
         with self._errors(), self.client.pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -223,6 +259,8 @@ class RedisJobStore:
             if ref is not None:
                 pipe.sadd(self._refs(ref), job_id)
                 pipe.expire(self._refs(ref), self.ttl_s)
+            if tally is not None:
+                pipe.hincrby(self._outcomes, tally, 1)
             pipe.execute()
 
     def update(
@@ -232,12 +270,16 @@ class RedisJobStore:
         *,
         unless_states: Sequence[str] = (),
         remember: tuple[str, str] | None = None,
+        tally: str | None = None,
     ) -> int:
         argv: list[Any] = [self.ttl_s, len(unless_states), *(_encode(s) for s in unless_states)]
-        keys_ = [self._job(job_id)]
+        keys_ = [self._job(job_id), "", ""]
         if remember is not None:
-            keys_.append(self._req(remember[0]))
+            keys_[1] = self._req(remember[0])
             argv.append(remember[1])
+        if tally is not None:
+            keys_[2] = self._outcomes
+            argv.append(tally)
         for k, v in fields.items():
             argv += [k, _encode(v)]
         with self._errors():
@@ -333,11 +375,20 @@ class FileJobStore:
         with self._locked():
             pass
 
-    def create(self, job_id: str, fields: Mapping[str, Any], *, ref: str | None = None) -> None:
+    def create(
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        *,
+        ref: str | None = None,
+        tally: str | None = None,
+    ) -> None:
         with self._locked():
             self._write(self._path("jobs", job_id), json.loads(_encode(dict(fields))))
             if ref is not None:
                 self._add_ref(ref, job_id)
+            if tally is not None:
+                self._tally(tally)
 
     def update(
         self,
@@ -346,6 +397,7 @@ class FileJobStore:
         *,
         unless_states: Sequence[str] = (),
         remember: tuple[str, str] | None = None,
+        tally: str | None = None,
     ) -> int:
         path = self._path("jobs", job_id)
         with self._locked():
@@ -358,7 +410,30 @@ class FileJobStore:
             self._write(path, data)
             if remember is not None:
                 self._write(self._path("requests", remember[0]), {"value": remember[1]})
+            if tally is not None:
+                self._tally(tally)
             return 1
+
+    def _tally(self, field: str) -> None:
+        path = self.root / "outcomes.json"
+        try:
+            counts = json.loads(path.read_text())
+        except FileNotFoundError:
+            counts = {}
+        counts[field] = int(counts.get(field, 0)) + 1
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(counts))
+        os.replace(tmp, path)
+
+    def outcomes(self) -> dict[str, int]:
+        with self._locked():
+            try:
+                return {
+                    k: int(v)
+                    for k, v in json.loads((self.root / "outcomes.json").read_text()).items()
+                }
+            except FileNotFoundError:
+                return {}
 
     def incr(self, job_id: str, field: str) -> int:
         path = self._path("jobs", job_id)

@@ -127,7 +127,9 @@ def fail_job(svc: Services, ctx: Any, exc: BaseException, stage: str | None) -> 
             if info.get("status") == "running":  # failed outside the task body (time limit)
                 info.update(status="failed", error=reason, finished_at=now)
                 fields[f"stage.{stage}"] = info
-        written = svc.jobstore.update(job_id, fields, unless_states=TERMINAL_STATES)
+        written = svc.jobstore.update(
+            job_id, fields, unless_states=TERMINAL_STATES, tally=f"failed:{reason}"
+        )
     except Exception:
         logger.exception("could not mark job %s failed (%s)", job_id, reason)
         return
@@ -488,7 +490,11 @@ def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         ctx.get("scope", ""),
     )
     written = svc.jobstore.update(
-        job_id, fields, unless_states=TERMINAL_STATES, remember=(fingerprint, job_id)
+        job_id,
+        fields,
+        unless_states=TERMINAL_STATES,
+        remember=(fingerprint, job_id),
+        tally="done",
     )
     if written == 0:
         _cleanup_deleted(svc, ctx)

@@ -233,17 +233,12 @@ def get_job(job_id: str) -> Response:
         for name, info in (record.get("stages") or {}).items()
         if isinstance(info, dict)
     }
-    if record.get("matte_cached"):
-        # Whether this photo's matte was already made is not the client's to know (with a
-        # shared cache, someone else may have sent the same photo): its stages read as done.
-        stages = {"segment": {"status": "ok"}, "matte_refine": {"status": "ok"}, **stages}
+    # A job on a stored matte has its skipped stages recorded as done (`tasks.jobs`): whether
+    # this photo was seen before is not the client's to know, so only the status is shown.
     body["stages"] = stages
     job_state = record.get("state")
     body["outputs"] = _jobs().job_links(state().settings, record) if job_state == "done" else {}
     body["report"] = record.get("report")
-    metrics = state().metrics
-    if metrics is not None and isinstance(job_state, str):
-        metrics.observe_outcome(job_id, job_state, record.get("reason"))
     response = jsonify(body)
     # Presigned links expire; a cached copy would hand out dead links.
     response.headers["Cache-Control"] = "no-store"

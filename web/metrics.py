@@ -4,18 +4,17 @@ Each app gets its own registry, so several apps can live in one process (tests).
 with several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (``idphoto serve`` does): the
 values then go through prometheus-client's shared files and ``/metrics`` sums every process.
 
-Job outcomes are observed when a client polls a finished job. Each job is counted once across
-all processes and polls: a Redis ``SET NX`` marker decides who counts it (a per-process memory
-stands in when Redis cannot be reached).
+Job outcomes are counted where a job ends, once, in the same job store write that ends it
+(`tasks.jobstore` ``tally``), and read from the job store when ``/metrics`` is scraped: polling
+costs no write, and a job nobody polls is counted too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -25,13 +24,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from config.settings import Settings
+from tasks.jobstore import make_jobstore
 
 logger = logging.getLogger("idphoto.web")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_SEEN_TTL_S = 7 * 24 * 3600
 #: Label values come from fixed sets: a client's made-up method ("FOO123") must not become a
 #: series of its own (2,000 random methods made 30,000 series and a 3 MB /metrics). Endpoints
 #: are Flask's registered names or "unmatched", statuses the app's own.
@@ -39,7 +39,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class Metrics:
-    def __init__(self, redis_url: str | None = None, key_prefix: str = "idphoto") -> None:
+    def __init__(self, outcomes: Callable[[], dict[str, int]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "idphoto_http_requests",
@@ -60,50 +60,8 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.job_outcomes = Counter(
-            "idphoto_job_outcomes",
-            "Finished jobs seen by polling, by final state and failure reason.",
-            ["state", "reason"],
-            registry=self.registry,
-        )
-        self._redis_url = redis_url
-        self._key_prefix = key_prefix
-        self._redis = None
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def observe_outcome(self, job_id: str, state: str, reason: str | None) -> None:
-        """Count a finished job once, however many times (and by however many processes) it is
-        polled."""
-        if state not in ("done", "failed") or not self._first_sighting(job_id):
-            return
-        label = (reason or "unknown") if state == "failed" else ""
-        self.job_outcomes.labels(state=state, reason=label).inc()
-
-    def _first_sighting(self, job_id: str) -> bool:
-        try:
-            client = self._client()
-            if client is not None:
-                key = f"{self._key_prefix}:web:outcome:{job_id}"
-                return bool(client.set(key, 1, nx=True, ex=_SEEN_TTL_S))
-        except Exception as exc:  # Redis down: fall back to this process's memory
-            logger.warning("outcome marker unavailable: %s", type(exc).__name__)
-        with self._lock:
-            if job_id in self._seen:
-                return False
-            self._seen[job_id] = None
-            if len(self._seen) > 10_000:
-                self._seen.popitem(last=False)
-            return True
-
-    def _client(self):  # noqa: ANN202 - redis.Redis, imported lazily
-        if self._redis is None and self._redis_url:
-            import redis
-
-            self._redis = redis.Redis.from_url(
-                self._redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
-        return self._redis
+        self.outcomes = _Outcomes(outcomes or dict)
+        self.registry.register(self.outcomes)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -111,12 +69,44 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            registry.register(self.outcomes)
             return generate_latest(registry)
         return generate_latest(self.registry)
 
 
+class _Outcomes:
+    """``idphoto_job_outcomes_total{state, reason}``: jobs ended done or failed (by reason), as
+    the job store counted them."""
+
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self.read = read
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "idphoto_job_outcomes",
+            "Jobs that ended, by final state and failure reason (counted once, where they end).",
+            labels=["state", "reason"],
+        )
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        try:
+            counts = self.read()
+        except Exception as exc:  # the job store is down: the other metrics still answer
+            logger.warning("job outcomes unavailable: %s", type(exc).__name__)
+            counts = {}
+        for key, n in sorted(counts.items()):
+            state, _, reason = key.partition(":")
+            if state in ("done", "failed"):
+                family.add_metric([state, reason], n)
+        yield family
+
+
 def init_app(app: Flask, settings: Settings) -> Metrics:
-    metrics = Metrics(settings.redis_url, settings.job_key_prefix)
+    metrics = Metrics(make_jobstore(settings).outcomes)
 
     @app.before_request
     def _start_timer() -> None:

@@ -270,7 +270,9 @@ def test_same_photo_again_skips_segmentation(
     )
     assert record["state"] == "done", record
     assert record["matte_cached"] is True
-    assert list(record["stages"]) == ["composite", "store"]
+    assert list(record["stages"]) == ["segment", "matte_refine", "composite", "store"]
+    for skipped in ("segment", "matte_refine"):  # recorded done, made before
+        assert record["stages"][skipped] == {"status": "ok", "cached": True}
     assert "segmenting" not in record["timestamps"] and "refining" not in record["timestamps"]
     spec = get_spec(OTHER_SPEC)
     photo = Image.open(io.BytesIO(chain.get(record["outputs"]["photo"])))
@@ -304,10 +306,10 @@ def test_client_scoped_cache_is_kept_to_its_client(
     first = run(SPEC, "alice")
     assert first["matte_cached"] is False and "segment" in first["stages"]
     again = run(OTHER_SPEC, "alice")
-    assert again["matte_cached"] is True and "segment" not in again["stages"]
+    assert again["matte_cached"] is True and again["stages"]["segment"]["cached"] is True
     other = run(SPEC, "bob")
     assert other["matte_cached"] is False and "reused_from" not in other
-    assert "segment" in other["stages"]
+    assert "cached" not in other["stages"]["segment"]
     nobody = run(OTHER_SPEC, None)  # no client known: shares with no one
     assert nobody["matte_cached"] is False
     assert len({first["cache_scope"], other["cache_scope"], nobody["cache_scope"]}) == 3
@@ -378,7 +380,9 @@ def test_recompose_and_delete_remove_every_object(
     assert record["state"] == "done" and record["matte_cached"] is True, record
     assert record["parent"] == job_id
     assert record["background"] == parse_background("blue").name
-    assert record["spec"] == SPEC and list(record["stages"]) == ["composite", "store"]
+    assert record["spec"] == SPEC
+    assert list(record["stages"]) == ["segment", "matte_refine", "composite", "store"]
+    assert record["stages"]["segment"] == {"status": "ok", "cached": True}
     with pytest.raises(JobNotFound):
         recompose(chain.settings, "x" * 22)
 

@@ -198,7 +198,12 @@ def test_jobstore_writes_a_reference_and_a_remembered_request_with_the_record(
     jobstore.add_ref("r" * 64, "other")
     assert jobstore.remove_ref("r" * 64, "other") == 1  # j2 still holds it
     fields = {"state": "done", "outputs": {"photo": "k"}, "stage.store": {"status": "ok"}}
-    assert jobstore.update("j2", fields, unless_states=("done",), remember=("fp2", "j2")) == 1
+    assert jobstore.outcomes() == {}
+    assert (
+        jobstore.update("j2", fields, unless_states=("done",), remember=("fp2", "j2"), tally="done")
+        == 1
+    )
+    jobstore.create("j3", {"state": "done"}, tally="done")  # a reused request: done at once
     assert jobstore.recall("fp2") == "j2"
     record = jobstore.get("j2")
     assert record is not None and record["outputs"] == {"photo": "k"}
@@ -207,8 +212,11 @@ def test_jobstore_writes_a_reference_and_a_remembered_request_with_the_record(
     assert (
         jobstore.update("j2", {"state": "x"}, unless_states=("done",), remember=("fp3", "j2")) == -1
     )
-    assert jobstore.update("gone", {"state": "x"}, remember=("fp4", "gone")) == 0
+    assert jobstore.update("gone", {"state": "x"}, remember=("fp4", "gone"), tally="done") == 0
     assert jobstore.recall("fp3") is None and jobstore.recall("fp4") is None
+    assert jobstore.update("j3", {"state": "failed"}, tally="failed:no_face") == 1
+    # Each outcome counted once, where it was written: not for the writes that did not happen.
+    assert jobstore.outcomes() == {"done": 2, "failed:no_face": 1}
     assert jobstore.get("j2")["state"] == "done"  # type: ignore[index]
     assert jobstore.remove_ref("r" * 64, "j2") == 0
 
