@@ -109,11 +109,21 @@ def parse_colour(text: str) -> RGB:
     return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
 
 
+#: The longest background a request may name (a gradient of two hex colours is 25 characters).
+MAX_BACKGROUND_CHARS = 64
+
+
 def parse_background(text: str) -> Background:
     """Parse a background: a colour (name or hex), ``transparent``/``none``, or
     ``gradient:<top>,<bottom>`` (top to bottom, each a name or hex)."""
     if not isinstance(text, str) or not text.strip():
         raise BadParameter("The background is empty.", parameter="background", value=text)
+    if len(text) > MAX_BACKGROUND_CHARS:
+        raise BadParameter(
+            f"The background is {len(text)} characters long; at most {MAX_BACKGROUND_CHARS} "
+            "are accepted.",
+            parameter="background",
+        )
     value = text.strip()
     lowered = value.lower()
     if lowered in ("transparent", "none"):

@@ -15,12 +15,13 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, session, url_for
 
-from config.catalogue import COUNTRY_NAMES, list_specs
+from config.catalogue import COUNTRY_NAMES, MAX_SPEC_CHARS, list_specs
 from config.colours import NAMED_COLOURS
+from pipeline.composite import MAX_BACKGROUND_CHARS
 from pipeline.decode import sniff
 from web.context import state
 from web.errors import ApiError, file_too_large, unavailable
-from web.openapi import openapi_document
+from web.openapi import MAX_OPTIONS_CHARS, openapi_document
 from web.security import check_csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -126,18 +127,14 @@ def read_photo(field: str = "photo") -> bytes:
     return data
 
 
-#: The options object holds a few flags and a sheet name: a few hundred characters at most.
-_MAX_OPTIONS_CHARS = 4096
-
-
 def _options(raw: str | None) -> dict[str, Any] | None:
     if raw is None or not raw.strip():
         return None
-    if len(raw) > _MAX_OPTIONS_CHARS:
+    if len(raw) > MAX_OPTIONS_CHARS:
         raise ApiError(
             422,
             "bad_parameter",
-            f"'options' is {len(raw)} characters long; at most {_MAX_OPTIONS_CHARS} are accepted.",
+            f"'options' is {len(raw)} characters long; at most {MAX_OPTIONS_CHARS} are accepted.",
         )
     try:
         value = json.loads(raw)
@@ -148,11 +145,22 @@ def _options(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-def _text(value: Any) -> str | None:
+#: The longest value each text field takes, as the API document says (checked before trimming).
+_MAX_CHARS = {"spec": MAX_SPEC_CHARS, "background": MAX_BACKGROUND_CHARS}
+
+
+def _text(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise ApiError(422, "bad_parameter", "spec and background must be strings.")
+    limit = _MAX_CHARS[field]
+    if len(value) > limit:
+        raise ApiError(
+            422,
+            "bad_parameter",
+            f"'{field}' is {len(value)} characters long; at most {limit} are accepted.",
+        )
     return value.strip() or None
 
 
@@ -190,8 +198,8 @@ def _client() -> str:
 def create_job() -> Response:
     admit()
     data = read_photo()
-    spec = _text(request.form.get("spec"))
-    background = _text(request.form.get("background"))
+    spec = _text(request.form.get("spec"), "spec")
+    background = _text(request.form.get("background"), "background")
     options = _options(request.form.get("options"))
     return _accepted(submit(data, spec, background, options))
 
@@ -200,7 +208,7 @@ def create_job() -> Response:
 def create_check() -> Response:
     """Check an existing photo against a spec, synchronously (no segmentation: ~0.1 s)."""
     data = read_photo()
-    spec = _text(request.form.get("spec"))
+    spec = _text(request.form.get("spec"), "spec")
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
     options = _options(request.form.get("options"))
@@ -252,8 +260,15 @@ def recompose_job(job_id: str) -> Response:
     payload: Any = request.get_json(silent=True) if request.is_json else request.form
     if not hasattr(payload, "get"):
         raise ApiError(422, "bad_parameter", "Send a JSON object or form with spec/background.")
-    spec = _text(payload.get("spec"))
-    background = _text(payload.get("background"))
+    unknown = sorted(set(payload) - {"spec", "background", "csrf_token"})
+    if unknown:
+        raise ApiError(
+            422,
+            "bad_parameter",
+            f"Unknown field(s): {', '.join(unknown)[:200]}; give 'spec', 'background' or both.",
+        )
+    spec = _text(payload.get("spec"), "spec")
+    background = _text(payload.get("background"), "background")
     if spec is None and background is None:
         raise ApiError(422, "bad_parameter", "Give a new 'spec', a new 'background', or both.")
     new_id = _jobs().recompose(state().settings, job_id, spec=spec, background=background)
@@ -335,10 +350,10 @@ def create_batch() -> Response:
             max_members=limit,
         )
     admit(incoming=members)
-    spec = _text(request.form.get("spec"))
+    spec = _text(request.form.get("spec"), "spec")
     if not spec:
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
-    background = _text(request.form.get("background"))
+    background = _text(request.form.get("background"), "background")
     options = _options(request.form.get("options"))
     batch_id = _batches().submit_batch(
         state().settings, data, spec=spec, background=background, options=options

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.catalogue import MAX_SPEC_CHARS
 from config.outputs import OUTPUTS
+from pipeline.composite import MAX_BACKGROUND_CHARS
 from tasks.jobstore import STAGES as STAGE_NAMES
 from tasks.jobstore import STATES
 
 JOB_STATES = list(STATES)
+#: The longest ``options`` JSON a request may send (a few flags and a sheet name).
+MAX_OPTIONS_CHARS = 4096
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -109,9 +113,15 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                     "required": ["photo", "spec"],
                                     "properties": {
                                         "photo": {"type": "string", "format": "binary"},
-                                        "spec": {"type": "string", "example": "us-passport"},
+                                        "spec": {
+                                            "type": "string",
+                                            "example": "us-passport",
+                                            "minLength": 1,
+                                            "maxLength": MAX_SPEC_CHARS,
+                                        },
                                         "options": {
                                             "type": "string",
+                                            "maxLength": MAX_OPTIONS_CHARS,
                                             "description": (
                                                 'A JSON object: {"head_covering": "religious" | '
                                                 '"medical", "medical_glasses": true}.'
@@ -194,11 +204,15 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                         "spec": {
                                             "type": "string",
                                             "example": "us-passport",
-                                            "description": "A spec id from GET /api/v1/specs.",
+                                            "minLength": 1,
+                                            "maxLength": MAX_SPEC_CHARS,
+                                            "description": "A spec id from GET /api/v1/specs, "
+                                            "or custom:<w>x<h>mm@<dpi>[,head=<lo>-<hi>].",
                                         },
                                         "background": {
                                             "type": "string",
                                             "example": "white",
+                                            "maxLength": MAX_BACKGROUND_CHARS,
                                             "description": (
                                                 "A colour name, #rrggbb, transparent, or "
                                                 "gradient:<top>,<bottom>. Default: the spec's."
@@ -206,7 +220,11 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                         },
                                         "options": {
                                             "type": "string",
-                                            "description": "Extra options as a JSON object.",
+                                            "maxLength": MAX_OPTIONS_CHARS,
+                                            "description": 'A JSON object: {"sheet": "4x6" | '
+                                            '"5x7" | "a4" | "none", "level": true, '
+                                            '"zero_margin": false, "head_covering": "religious" '
+                                            '| "medical", "medical_glasses": true}.',
                                         },
                                     },
                                 }
@@ -452,10 +470,17 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                 },
                 "Recompose": {
                     "type": "object",
+                    "description": "A new spec, a new background, or both.",
+                    "minProperties": 1,
                     "properties": {
-                        "spec": {"type": "string"},
-                        "background": {"type": "string"},
+                        "spec": {"type": "string", "minLength": 1, "maxLength": MAX_SPEC_CHARS},
+                        "background": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_BACKGROUND_CHARS,
+                        },
                     },
+                    "additionalProperties": False,
                 },
                 "SpecList": {
                     "type": "object",

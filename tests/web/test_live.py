@@ -134,6 +134,15 @@ def test_recompose_json_and_form(stack: Stack, finished_job: dict[str, Any]) -> 
         stack.api(f"/jobs/{parent}/recompose"), json={"spec": "no-such-spec"}, timeout=10
     )
     assert response.status_code == 422 and response.json()["error"] == "unknown_spec"
+    # As strict as the API document: no fields it does not list, no overlong values.
+    for body in (
+        {"background": "blue", "colour": "red"},
+        {"background": "white" + " " * 70},
+        {"spec": "us-passport" + " " * 300},
+    ):
+        response = requests.post(stack.api(f"/jobs/{parent}/recompose"), json=body, timeout=10)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"] == "bad_parameter"
 
 
 def test_delete_job(stack: Stack, finished_job: dict[str, Any]) -> None:
