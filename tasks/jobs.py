@@ -328,7 +328,9 @@ def submit_job(
         )
     fmt = sniff(data)
     if fmt is None:
-        raise UnsupportedImage("This file is not an image format we read (JPEG, PNG, WebP...).")
+        raise UnsupportedImage(
+            "This file is not a photo we can read: upload a JPEG, PNG, WebP or HEIC image."
+        )
     # The bucket was set up before (``idphoto storage init``, run by compose and `serve`; a
     # worker at its start): nothing is configured from inside a request.
     services = services_for(settings)

@@ -2,7 +2,7 @@
 
 Views validate what HTTP can see (size, the bytes' real format, the form fields), call
 ``tasks.jobs`` and shape its answers; everything they raise is turned into JSON by
-``web/errors.py``. They never touch the pipeline beyond its errors and ``sniff``.
+``web/errors.py``. They never touch the pipeline beyond its errors.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from config.catalogue import COUNTRY_NAMES, MAX_SPEC_CHARS, list_specs
 from config.colours import NAMED_COLOURS
 from pipeline.composite import MAX_BACKGROUND_CHARS
-from pipeline.decode import sniff
 from web.context import state
 from web.errors import ApiError, file_too_large, unavailable
 from web.openapi import MAX_OPTIONS_CHARS, openapi_document
@@ -114,16 +113,12 @@ def _read_upload(field: str, missing_message: str) -> bytes:
 
 
 def read_photo(field: str = "photo") -> bytes:
-    """The uploaded photo in ``field``: 422 when missing or empty, 413 too large, 415 no image."""
+    """The uploaded photo in ``field``: 422 when missing or empty, 413 too large. What the bytes
+    are is read once, by the job layer (`tasks.jobs.submit_job`, or the decoder for a check):
+    not an image we read is its ``UnsupportedImage``, answered 415."""
     data = _read_upload(field, "No photo was uploaded: send the image in the 'photo' field.")
     if not data:
         raise _missing("photo", "The uploaded photo is empty.")
-    if sniff(data) is None:
-        raise ApiError(
-            415,
-            "unsupported_image",
-            f"This file is not a photo we can read: upload a {SUPPORTED_FORMATS} image.",
-        )
     return data
 
 

@@ -109,6 +109,14 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (IdPhotoError, 422),
 )
 
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status for a domain error (or an `ApiError`'s own), for every page and answer."""
+    if isinstance(exc, ApiError):
+        return exc.status
+    return next((status for cls, status in _DOMAIN_STATUS if isinstance(exc, cls)), 500)
+
+
 _HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "The request could not be understood."),
     404: ("not_found", "There is nothing at this address."),

@@ -35,7 +35,7 @@ from pipeline.errors import IdPhotoError
 from web import i18n
 from web.api import admit, read_photo, submit
 from web.context import state
-from web.errors import ApiError
+from web.errors import ApiError, status_of
 from web.messages import DOWNLOADS, STAGES, STATES, error_text, strings
 from web.openapi import openapi_document
 from web.report_text import describe
@@ -283,7 +283,7 @@ def check() -> tuple[str, int] | str:
         spec = parse_spec_arg(spec_text)
         report = _checks().check_upload(state().settings, data, spec_text, _declarations(form))
     except (ApiError, IdPhotoError) as exc:
-        status = exc.status if isinstance(exc, ApiError) else 422
+        status = status_of(exc)
         return _check_page(error=error_text(exc.code, limit_mb), values=values), status
     metrics = state().metrics
     if metrics is not None:
@@ -342,7 +342,7 @@ def make() -> Response | tuple[str, int]:
             raise
         code = exc.code
         limit_mb = f"{state().settings.max_upload_bytes / (1024 * 1024):g}"
-        status = exc.status if isinstance(exc, ApiError) else 422
+        status = status_of(exc)
         ctx = _form_context(error_text(code, limit_mb), values)
         return render_template("index.html", **ctx), status
     page = url_for("ui.job", job_id=job_id)
