@@ -25,4 +25,4 @@ RUN useradd --system --uid 10001 idphoto \
 ENV PROMETHEUS_MULTIPROC_DIR=/tmp/idphoto-metrics
 USER idphoto
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "web:create_app()"]
+CMD ["gunicorn", "-c", "python:config.gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]

@@ -5,8 +5,8 @@ and object store that ``settings`` names, passing the settings down as ``IDPHOTO
 and supervises them: Ctrl-C (SIGINT) or SIGTERM stops them all (warm shutdown first, SIGKILL
 after a grace period), and if one child dies the others are stopped too.
 
-- web: gunicorn (``web:create_app()``, Prometheus multiprocess mode), or werkzeug's threaded
-  server when gunicorn is not installed;
+- web: gunicorn with gevent workers (``web:create_app()``, `config.gunicorn`, Prometheus
+  multiprocess mode), or werkzeug's threaded server when gunicorn is not installed;
 - workers: ``idphoto worker --queues gpu -c 1`` and ``--queues cpu``, named ``gpu@host`` and
   ``cpu@host``;
 - Flower: ``celery flower`` with basic auth and ``settings.flower_url_prefix``, on
@@ -82,22 +82,22 @@ def worker_argv(queue: str, concurrency: int, hostname: str | None = None) -> li
     ]
 
 
-def web_argv(host: str, port: int, workers: int = 2, threads: int = 4) -> list[str]:
-    if importlib.util.find_spec("gunicorn") is not None:
+def web_argv(host: str, port: int, workers: int = 2) -> list[str]:
+    """gunicorn with the app's own settings (`config.gunicorn`: gevent workers, which slow
+    clients cannot starve), or werkzeug's threaded server where gunicorn is not installed."""
+    if importlib.util.find_spec("gunicorn") is not None and importlib.util.find_spec("gevent"):
         return [
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            "python:config.gunicorn",
             "--bind",
             f"{host}:{port}",
             "--workers",
             str(workers),
-            "--threads",
-            str(threads),
             "--graceful-timeout",
             str(int(GRACE_S) - 5),
-            "--log-level",
-            "warning",
             "web:create_app()",
         ]
     return [sys.executable, "-m", "idphoto.serve", "web-dev", "--host", host, "--port", str(port)]

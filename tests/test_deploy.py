@@ -79,6 +79,9 @@ def test_commands_exist(compose):
     assert cpu[cpu.index("--queues") + 1] == "cpu"
     web = compose["services"]["web"]["command"]
     assert web[0] == "gunicorn"
+    conf = web[web.index("-c") + 1]  # the app's own gunicorn settings: gevent workers
+    assert conf == "python:config.gunicorn"
+    assert importlib.import_module(conf.split(":", 1)[1]).worker_class == "gevent"
     module, call = web[-1].split(":")
     factory = getattr(importlib.import_module(module), call.split("(")[0])
     assert callable(factory)

@@ -430,3 +430,32 @@ def test_logs_are_json_with_ids_and_no_secrets(stack: Stack, finished_job: dict[
     ):
         assert secret and secret not in text, f"{secret!r} leaked into the logs"
     assert not re.search(r"\?expires=", text)
+
+
+def test_slow_clients_do_not_starve_the_others(stack: Stack) -> None:
+    """64 connections that send half a request header and then one byte a second (slowloris)
+    while other clients use the service: health checks, the API and an upload are answered as
+    if they were not there (gunicorn's threaded workers gave each of them a thread, and with 8
+    threads the 9th client waited for ever)."""
+    host, port = stack.url.removeprefix("http://").split(":")
+    trickling: list[socket.socket] = []
+    try:
+        for i in range(64):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(f"GET /healthz?slow={i} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
+            trickling.append(sock)
+        time.sleep(0.5)  # every worker has taken its share of them
+        for _ in range(3):
+            for sock in trickling:
+                sock.send(b"a")
+            began = time.monotonic()
+            health = requests.get(f"{stack.url}/healthz", timeout=10)
+            assert health.status_code == 200 and time.monotonic() - began < 2
+            time.sleep(1)
+        specs = requests.get(stack.api("/specs"), timeout=10)
+        assert specs.status_code == 200
+        job_id = accepted(submit(stack))
+        assert wait_finished(stack, job_id)["state"] == "done"
+    finally:
+        for sock in trickling:
+            sock.close()

@@ -33,6 +33,7 @@ def test_commands() -> None:
     web = web_argv("127.0.0.1", 8123)
     assert web[:3] == [sys.executable, "-m", "gunicorn"] and web[-1] == "web:create_app()"
     assert "127.0.0.1:8123" in web
+    assert web[web.index("-c") + 1] == "python:config.gunicorn"
     for queue in ("gpu", "cpu"):
         argv = worker_argv(queue, 1)
         assert argv[0] == sys.executable and queue in argv
