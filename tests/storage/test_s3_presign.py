@@ -215,16 +215,16 @@ def test_storage_init_command_sets_up_the_bucket(s3_server: S3Server, tmp_path: 
         "IDPHOTO_S3_SECRET_KEY": s3_server.secret_key,
     }
     client: Any = s3_server.client()
+
+    def init(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "idphoto.cli", "storage", "init"]
+        return subprocess.run(
+            argv, env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+
     try:
         for _ in range(2):
-            done = subprocess.run(
-                [sys.executable, "-m", "idphoto.cli", "storage", "init"],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            done = init(env)
             assert done.returncode == 0, done.stderr
             assert f"bucket='{bucket}'" in done.stdout and "expire after 1 day" in done.stdout
         rules = client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
@@ -233,15 +233,7 @@ def test_storage_init_command_sets_up_the_bucket(s3_server: S3Server, tmp_path: 
         block = client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert block["IgnorePublicAcls"] and block["RestrictPublicBuckets"]
         # Unreachable storage: a clear error and a failing exit, for compose to stop on.
-        down = {**env, "IDPHOTO_S3_ENDPOINT_URL": "http://127.0.0.1:9"}
-        failed = subprocess.run(
-            [sys.executable, "-m", "idphoto.cli", "storage", "init"],
-            env=down,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        failed = init({**env, "IDPHOTO_S3_ENDPOINT_URL": "http://127.0.0.1:9"})
         assert failed.returncode == 1 and "error:" in failed.stderr, failed
     finally:
         client.delete_bucket(Bucket=bucket)
