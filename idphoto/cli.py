@@ -865,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args, settings))
     except IdPhotoError as exc:  # a bad parameter, before any input was touched
-        where = {"unknown_spec": "--spec"}.get(exc.code, str(exc.details.get("parameter", "")))
+        where = {"unknown_spec": "--spec"}.get(exc.code, str(exc.details.get("param", "")))
         prefix = f"{where}: " if where else ""
         print(f"error: {prefix}{exc.code}: {exc.message}", file=sys.stderr)
         if exc.code == "unknown_spec":

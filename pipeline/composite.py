@@ -100,7 +100,7 @@ def parse_colour(text: str) -> RGB:
         raise BadParameter(
             f"Unknown colour {text!r}: use a colour name (white, blue, red, light-grey, ...) "
             "or a hex value #RGB / #RRGGBB.",
-            parameter="background",
+            param="background",
             value=text,
         )
     digits = m.group(1)
@@ -117,12 +117,12 @@ def parse_background(text: str) -> Background:
     """Parse a background: a colour (name or hex), ``transparent``/``none``, or
     ``gradient:<top>,<bottom>`` (top to bottom, each a name or hex)."""
     if not isinstance(text, str) or not text.strip():
-        raise BadParameter("The background is empty.", parameter="background", value=text)
+        raise BadParameter("The background is empty.", param="background", value=text)
     if len(text) > MAX_BACKGROUND_CHARS:
         raise BadParameter(
             f"The background is {len(text)} characters long; at most {MAX_BACKGROUND_CHARS} "
             "are accepted.",
-            parameter="background",
+            param="background",
         )
     value = text.strip()
     lowered = value.lower()
@@ -134,7 +134,7 @@ def parse_background(text: str) -> Background:
             raise BadParameter(
                 f"Bad gradient {text!r}: write gradient:<top colour>,<bottom colour>, "
                 "e.g. gradient:white,#438edb.",
-                parameter="background",
+                param="background",
                 value=text,
             )
         return Background.gradient(parse_colour(parts[0]), parse_colour(parts[1]))

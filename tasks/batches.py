@@ -111,11 +111,11 @@ def _plan(
     never returns more than the declared size, and a lying CRC fails that member)."""
     files = [i for i in archive.infolist() if not i.is_dir()]
     if not files:
-        raise BadParameter("The zip archive holds no files.", parameter="archive")
+        raise BadParameter("The zip archive holds no files.", param="archive")
     if len(files) > MAX_MEMBERS:
         raise BadParameter(
             f"The zip archive holds {len(files)} files; at most {MAX_MEMBERS} per batch.",
-            parameter="archive",
+            param="archive",
             max_members=MAX_MEMBERS,
         )
     limit = MAX_TOTAL_UPLOADS * settings.max_upload_bytes
@@ -131,7 +131,7 @@ def _plan(
             raise BadParameter(
                 f"{safe_name(info.filename) or 'A member'} unpacks to {ratio:.0f} times its "
                 f"compressed size (at most {MAX_COMPRESSION_RATIO}): this is not a zip of photos.",
-                parameter="archive",
+                param="archive",
             )
     members: list[tuple[zipfile.ZipInfo, str]] = []
     skipped: list[dict[str, str]] = []

@@ -36,3 +36,16 @@ def test_ruff_lint_and_format() -> None:
     assert lint.returncode == 0, lint.stdout[-4000:]
     fmt = _run(str(BIN / "ruff"), "format", "--check", ".")
     assert fmt.returncode == 0, fmt.stdout[-4000:]
+
+
+def test_bad_parameter_details_name_the_field_one_way() -> None:
+    """``BadParameter(..., param=...)`` everywhere: the CLI and API clients read ``param``."""
+    import re
+
+    offenders = []
+    for folder in ("config", "pipeline", "tasks", "web", "storage", "idphoto"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"\bparameter\s*=\s*['\"]", line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
