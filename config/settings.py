@@ -22,6 +22,17 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: The settings that take one of a fixed set of values (checked in `Settings.__post_init__`).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "segment_precision": ("auto", "int8", "fp32", "fp16", "fetched"),
+    "device": ("auto", "cpu", "cuda"),
+    "storage": ("local", "s3"),
+    "job_store": ("auto", "redis", "file"),
+    "cache_scope": ("global", "client"),
+    "env": ("development", "production"),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     # --- models -------------------------------------------------------------------------------
@@ -108,8 +119,14 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 object.__setattr__(self, f.name, Path(os.path.abspath(value.expanduser())))
-        if self.cache_scope not in ("global", "client"):
-            raise ValueError(f"cache_scope must be global or client, not {self.cache_scope!r}")
+        # Every setting with a fixed set of values is checked here, once, for every entry point:
+        # a typo fails at start with the variable's name, not inside the first job.
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(
+                    f"IDPHOTO_{name.upper()} must be one of {', '.join(allowed)}, not {value!r}"
+                )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -203,3 +203,15 @@ def test_spec_file_is_package_data() -> None:
     cfg.read(ROOT / "setup.cfg")
     patterns = [p.strip() for p in cfg["options.package_data"]["config"].split(",")]
     assert "*.toml" in patterns and SPEC_FILE.name == "specs.toml"
+
+
+def test_enumerated_settings_are_checked_where_settings_are_made() -> None:
+    import pytest
+
+    from config.settings import CHOICES, Settings
+
+    for name, allowed in CHOICES.items():
+        for value in allowed:
+            assert getattr(Settings(**{name: value}), name) == value
+        with pytest.raises(ValueError, match=f"IDPHOTO_{name.upper()} must be one of"):
+            Settings.from_env({f"IDPHOTO_{name.upper()}": "bogus"})

@@ -195,5 +195,5 @@ def test_factory_picks_the_backend(tmp_path: Path) -> None:
     default_public = make_store(Settings(storage="s3", s3_endpoint_url="http://rgw:7480"))
     assert isinstance(default_public, S3BlobStore)
     assert default_public.public_endpoint_url == "http://rgw:7480"
-    with pytest.raises(ValueError):
-        make_store(Settings(storage="ftp"))
+    with pytest.raises(ValueError, match="IDPHOTO_STORAGE must be one of local, s3"):
+        Settings(storage="ftp")  # refused where settings are made, before any store
