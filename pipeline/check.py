@@ -22,6 +22,7 @@ from pipeline.composite import parse_background
 from pipeline.decode import decode
 from pipeline.detect import FaceDetector
 from pipeline.encode import strip_check
+from pipeline.errors import NoFaceError
 from pipeline.examine import NOT_CHECKED, Declared, examine
 from pipeline.landmarks import Landmarker
 from pipeline.report import (
@@ -100,7 +101,11 @@ def check_photo(
     decoded = decode(data, max_pixels=max_pixels)
     rgb = np.asarray(decoded.image.convert("RGB"))
     h, w = rgb.shape[:2]
-    face, count = detector.detect(rgb)
+    try:
+        face, count = detector.detect(rgb)
+    except NoFaceError:
+        detector.raise_if_close_up(rgb)
+        raise
     lm = landmarker.measure(rgb, face)
     meta = strip_check(data)
     (rx, ry), (lx, ly) = face.keypoints["right_eye"], face.keypoints["left_eye"]

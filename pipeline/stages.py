@@ -26,7 +26,7 @@ from pipeline.composite import Background, composite, parse_background
 from pipeline.decode import decode
 from pipeline.detect import FaceDetector
 from pipeline.encode import SUBSAMPLING_444, Encoded, encode, encode_jpeg, encode_png
-from pipeline.errors import FaceCutOff, FaceTooSmall, NoFaceError, NotFrontal
+from pipeline.errors import FaceTooSmall, NoFaceError, NotFrontal
 from pipeline.examine import Declared, map_landmarks
 from pipeline.landmarks import FaceLandmarks, Landmarker
 from pipeline.report import build_report
@@ -63,13 +63,6 @@ UPRIGHT_MARGIN = 0.1  # score lead an upside-down reading needs over the upright
 # Score a face found only after turning the photo needs: real faces in turned portraits score
 # 0.83-0.95 here, false ones in turned still lifes (skimage's coffee) 0.60-0.80.
 TURNED_MIN_SCORE = 0.85
-# A face too close to fit the frame (eyes and nose filling the photo) is found by no detector
-# until the photo is shown smaller: padded by half its long side, such a close-up reads 0.82 and
-# spills 0.32 face heights past the frame; the other no-face photos of the corpus read nothing
-# there, or a weak face (<= 0.74) inside the frame. So: a face this sure that spills this far
-# past the edge is cut off, and the visitor is told that instead of "no face".
-CUT_OFF_MIN_SCORE = 0.78
-CUT_OFF_MIN_SPILL = 0.1  # of the face's height, past the nearest edge
 
 
 @dataclass(frozen=True)
@@ -126,11 +119,7 @@ def analyse(
     try:
         rotation, rgb, face, count = _upright(detector, np.asarray(decoded.image))
     except NoFaceError:
-        if _spills_past_the_frame(detector, np.asarray(decoded.image)):
-            raise FaceCutOff(
-                "The face is too close to the camera: part of it is outside the photo. Use a "
-                "photo that shows your whole head, with some space around it."
-            ) from None
+        detector.raise_if_close_up(np.asarray(decoded.image))
         raise
     max_side = WORK_SIDE
     x0, y0, x1, y1 = _region_box(face, rgb.shape)
@@ -246,26 +235,6 @@ def _upright(detector: FaceDetector, rgb: np.ndarray) -> tuple[int, np.ndarray, 
     if face is None:
         raise upright_error or NoFaceError()  # the upright reading's reason
     return 0, rgb, face, count
-
-
-def _spills_past_the_frame(detector: FaceDetector, rgb: np.ndarray) -> bool:
-    """Whether the photo, padded by half its long side, shows a face that reaches past the
-    photo's edges (a close-up the detector cannot see whole): see CUT_OFF_MIN_SCORE."""
-    h, w = rgb.shape[:2]
-    k = min(1.0, SEARCH_SIDE / max(h, w))
-    if k < 1.0:
-        rgb = cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
-        h, w = rgb.shape[:2]
-    pad = max(h, w) // 2
-    found = detector.detect_all(cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE))
-    for f in found:
-        if f.score < CUT_OFF_MIN_SCORE:
-            continue
-        x0, y0, x1, y1 = (v - pad for v in f.box)
-        spill = max(-x0, -y0, x1 - w, y1 - h) / max(1.0, f.height)
-        if spill >= CUT_OFF_MIN_SPILL:
-            return True
-    return False
 
 
 def _crop(rgb: np.ndarray, a: Analysis, *, rotated: bool = False) -> np.ndarray:

@@ -104,3 +104,18 @@ def test_corpus_photo(name: str, spec_id: str, prepared, measurer: Measurer) -> 
             f"{band_name} = {fr[band_name]} outside {band} (+-{BAND_TOL}), "
             f"measured on the output by {m.method}; {fr}"
         )
+
+
+def test_a_close_up_is_cut_off_in_check_mode_too(
+    corpus_images: dict[str, Path], detector, landmarker
+) -> None:
+    """The close-up the detector cannot see whole (the face spills past the frame) is refused
+    as cut off by check mode as by the make path: the search lives in the detector."""
+    from pipeline.check import check_photo
+    from pipeline.errors import FaceCutOff
+
+    data = corpus_images["thumbor__redeye.png"].read_bytes()
+    with pytest.raises(FaceCutOff, match="too close to the camera"):
+        check_photo(data, get_spec("us-passport"), detector, landmarker)
+    with pytest.raises(FaceCutOff, match="too close to the camera"):
+        stages.analyse(data, detector, landmarker=landmarker)
