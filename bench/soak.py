@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.soak --scenario kill      # 200 jobs, 10 SIGKILLs (issue 6's size)
 
 The service is `bench.stack`'s: its own radosgw on free ports, RabbitMQ vhost, Redis prefix and
-bucket, gunicorn (2 workers x 4 threads), one GPU worker and one CPU worker as ``idphoto serve``
+bucket, gunicorn (2 gevent workers), one GPU worker and one CPU worker as ``idphoto serve``
 starts them; everything is removed afterwards. Exit status 0 when every criterion holds.
 
 load (default). Capacity is measured first: a burst of ``--calibration`` jobs of the same mix,

@@ -3,8 +3,8 @@ and the web app, each started here as its own process (so each one's memory can 
 all of it removed again afterwards.
 
 The processes are the ones ``idphoto serve`` (`idphoto.serve.run_topology`) starts, built from
-the same functions: gunicorn from `idphoto.serve.web_argv` (2 workers x 4 threads), one GPU
-worker from ``worker_argv("gpu", 1)`` and one CPU worker from ``worker_argv("cpu", 1)``, with
+the same functions: gunicorn from `idphoto.serve.web_argv` (2 gevent workers, `config.gunicorn`),
+one GPU worker from ``worker_argv("gpu", 1)`` and one CPU worker from ``worker_argv("cpu", 1)``, with
 the settings passed down as ``IDPHOTO_*`` variables by `idphoto.serve.settings_environ`. Flower
 is left out (it only watches). Everything private to this run: its own radosgw on free ports
 (``tools/radosgw-local.sh``), its own vhost, its own Redis key prefixes, its own bucket.
