@@ -227,9 +227,13 @@ def _start(
     if scope:
         fields["cache_scope"] = scope
     store = services.store
-    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True, **_CACHED_STAGES}):
-        if data is not None and not store.exists(keys.input_key(sha256)):  # for recompositions
+
+    def store_input() -> None:  # a new upload, once per content hash
+        if data is not None and not store.exists(keys.input_key(sha256)):
             store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
+
+    if _reuse(services, job_id, fingerprint, {**fields, "matte_cached": True, **_CACHED_STAGES}):
+        store_input()  # kept for recompositions of the copy
         return job_id
     cache = keys.cache_name(model, scope)
 
@@ -251,10 +255,10 @@ def _start(
             services.jobstore.update(
                 job_id, {"matte_cached": False, **{k: None for k in _CACHED_STAGES}}
             )
-        if not cached and data is not None and not store.exists(keys.input_key(sha256)):
-            store.put(keys.input_key(sha256), data, content_type=f"image/{extra['input_format']}")
-        elif not cached and data is None and not store.exists(keys.input_key(sha256)):
-            raise InputExpired("The photo is no longer stored: upload it again.")
+            if data is None and not store.exists(keys.input_key(sha256)):
+                raise InputExpired("The photo is no longer stored: upload it again.")
+        if not cached:
+            store_input()
     except Exception as exc:  # storage down or refusing (no bucket), or the photo is gone
         _abandon(services, job_id, sha256, exc)
         raise
