@@ -27,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 
 from config.settings import Settings
-from tasks.jobstore import make_jobstore
+from tasks.services import services_for
 
 logger = logging.getLogger("idphoto.web")
 
@@ -106,7 +106,8 @@ class _Outcomes:
 
 
 def init_app(app: Flask, settings: Settings) -> Metrics:
-    metrics = Metrics(make_jobstore(settings).outcomes)
+    # The process's one job store (`tasks.services`), not a second one of the web's own.
+    metrics = Metrics(services_for(settings).jobstore.outcomes)
 
     @app.before_request
     def _start_timer() -> None:
