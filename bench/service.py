@@ -48,6 +48,7 @@ the model-only and worker figures then come from CUDA, and GPU memory is read wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -999,18 +1000,15 @@ def main(argv: list[str] | None = None) -> int:
             poll = 0.1 if c == 1 else max(1.0, 0.1 * c)
             cpu_before = cpu_snapshot()
             writes = RedisWrites(settings.redis_url, f"{settings.job_key_prefix}:")
-            if c == levels[0]:
-                writes.__enter__()
-            entries = run_closed_loop(
-                url,
-                lambda http, i, c=c: submit_photo(level_photos[c][i])(http, i),
-                jobs,
-                c,
-                poll,
-            )
+            with writes if c == levels[0] else contextlib.nullcontext():  # the first level's
+                entries = run_closed_loop(
+                    url,
+                    lambda http, i, c=c: submit_photo(level_photos[c][i])(http, i),
+                    jobs,
+                    c,
+                    poll,
+                )
             cpu = cpu_by_group(cpu_before, cpu_snapshot(), stack)
-            if c == levels[0]:
-                writes.__exit__()
             attach_records(settings, entries)
             if c == levels[0]:
                 record["budgets"] = budgets(settings, entries, len(writes.writes))
