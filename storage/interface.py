@@ -31,8 +31,22 @@ class BlobStore(Protocol):
         """The object's bytes; `ObjectNotFound` if there is none."""
         ...
 
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
-        """Store ``data`` under ``key``, replacing any object there."""
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> bool:
+        """Store ``data`` under ``key``, replacing any object there; return True.
+
+        With ``if_absent`` the write is conditional and atomic (S3 ``If-None-Match: *``, a hard
+        link on a filesystem): when an object is already there it is kept, nothing is written
+        and False is returned. A job's outputs are written so: a second attempt of the same task
+        (a redelivery after a lost connection, a retried request whose answer was lost) never
+        stores an output twice.
+        """
         ...
 
     def exists(self, key: str) -> bool:

@@ -154,7 +154,14 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc}") from exc
 
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> bool:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
         target = self.path(key)
@@ -165,7 +172,16 @@ class LocalBlobStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a separate web server
-            os.replace(tmp, target)
+            if not if_absent:
+                os.replace(tmp, target)
+                return True
+            try:  # link(2) fails if the name exists: a check and a write in one step
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            return True
         except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
             if isinstance(exc, IsADirectoryError):

@@ -263,14 +263,39 @@ class S3BlobStore:
             response = self._client.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read()
 
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> bool:
         validate_key(key)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        # If-None-Match on PUT: AWS S3 (since 2024), MinIO and Ceph's radosgw honour it; radosgw
+        # 16 not in a bucket with versioning on (the service's own buckets have none).
+        kwargs: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
         with self._errors("put", None):
-            self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=bytes(data), ContentType=content_type
-            )
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=bytes(data),
+                    ContentType=content_type,
+                    **kwargs,
+                )
+            except ClientError as exc:
+                # 412: an object is there (also when botocore retried a PUT whose first answer
+                # was lost after it had been stored). 409 ConditionalRequestConflict: a
+                # concurrent conditional write of the key is in flight; its retry would find
+                # the winner's object, so this attempt has lost either way.
+                code, status = _error_code(exc)
+                if if_absent and (status in (409, 412) or code == "PreconditionFailed"):
+                    return False
+                raise
+        return True
 
     def exists(self, key: str) -> bool:
         validate_key(key)

@@ -125,6 +125,11 @@ class JobStore(Protocol):
         """The assembled record, or None."""
         ...
 
+    def state(self, job_id: str) -> str | None:
+        """The record's ``state`` alone (one field read, for the tasks' checks), or None when
+        there is no record."""
+        ...
+
     def delete(self, job_id: str) -> bool: ...
 
     def add_ref(self, sha256: str, job_id: str) -> None:
@@ -296,6 +301,11 @@ class RedisJobStore:
             return None
         return assemble(job_id, {k: json.loads(v) for k, v in raw.items()})
 
+    def state(self, job_id: str) -> str | None:
+        with self._errors():
+            raw = self.client.hget(self._job(job_id), "state")
+        return None if raw is None else str(json.loads(raw))
+
     def delete(self, job_id: str) -> bool:
         with self._errors():
             return bool(self.client.delete(self._job(job_id)))
@@ -449,6 +459,11 @@ class FileJobStore:
         with self._locked():
             data = self._read(self._path("jobs", job_id))
         return None if data is None else assemble(job_id, data)
+
+    def state(self, job_id: str) -> str | None:
+        with self._locked():
+            data = self._read(self._path("jobs", job_id))
+        return None if data is None else str(data.get("state"))
 
     def delete(self, job_id: str) -> bool:
         path = self._path("jobs", job_id)

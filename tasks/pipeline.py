@@ -285,8 +285,8 @@ def _stage(
         )
         written = jobs.update(job_id, fields, unless_states=TERMINAL_STATES)
     else:
-        record = jobs.get(job_id)
-        written = 0 if record is None else -1 if record.get("state") in TERMINAL_STATES else 1
+        current = jobs.state(job_id)
+        written = 0 if current is None else -1 if current in TERMINAL_STATES else 1
     if written == 0:
         _cleanup_deleted(svc, ctx)
         raise Ignore()
@@ -442,10 +442,20 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
         )
         clock.lap("compose_s")
         outputs: dict[str, str] = {}
+        kept = 0
         for name, file_ext, data in comp.files():
             key = keys.output_key(job_id, name, file_ext)
-            svc.store.put(key, data, content_type=content_type(file_ext))
+            # Written once: a second attempt (redelivered while the first was cut off, or after
+            # it died half-way) keeps what the first stored. The content is the same function
+            # of the same matte and request.
+            if not svc.store.put(key, data, content_type=content_type(file_ext), if_absent=True):
+                kept += 1
+                if svc.jobstore.state(job_id) in TERMINAL_STATES:
+                    logger.info("job %s finished by another attempt: composite stops", job_id)
+                    raise Ignore()
             outputs[name] = key
+        if kept:
+            info["outputs_kept"] = kept
         clock.lap("put_s")
         info["photo"] = {
             "format": comp.photo.format,
@@ -456,7 +466,7 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             "dpi": comp.photo.dpi,
         }
         info["verdict"] = comp.report.get("verdict")
-    if svc.jobstore.get(job_id) is None:  # deleted while we composed: leave nothing behind
+    if svc.jobstore.state(job_id) is None:  # deleted while we composed: leave nothing behind
         _cleanup_deleted(svc, ctx)
         raise Ignore()
     # What store commits travels in the message (a few KB): nothing is read back.

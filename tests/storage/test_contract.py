@@ -98,6 +98,30 @@ def test_overwrite_replaces_and_repeating_a_write_is_harmless(store: Any) -> Non
     assert store.list("masks/") == ["masks/h/coarse"]
 
 
+def test_a_conditional_write_stores_once(store: Any) -> None:
+    """``if_absent``: the first write wins, a second attempt keeps it and says so."""
+    key = "jobs/abc/photo.jpg"
+    assert store.put(key, b"first", content_type="image/jpeg", if_absent=True) is True
+    assert store.put(key, b"second attempt", content_type="image/jpeg", if_absent=True) is False
+    assert store.get(key) == b"first"
+    assert store.list("jobs/") == [key]
+    assert store.put(key, b"replaced") is True  # an unconditional write still replaces
+    assert store.get(key) == b"replaced"
+
+
+def test_concurrent_conditional_writes_have_one_winner(store: Any) -> None:
+    key = "jobs/race/photo.jpg"
+
+    def attempt(i: int) -> bool:
+        return bool(store.put(key, f"attempt {i}".encode(), if_absent=True))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        won = list(pool.map(attempt, range(6)))
+    assert won.count(True) == 1, won
+    assert store.get(key) == f"attempt {won.index(True)}".encode()
+    assert store.list("jobs/race/") == [key]
+
+
 def test_binary_bytes_round_trip(store: Any) -> None:
     data = bytes(range(256)) * 4 + b"\x00\r\n\x1a" + os.urandom(4096)
     store.put("bin/all-bytes", data)

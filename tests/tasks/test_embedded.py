@@ -97,6 +97,57 @@ def test_eager_option_runs_the_chain_in_process(tmp_path: Path) -> None:
     assert "inference_s" not in record["stages"]["segment"]
 
 
+def test_a_second_composite_of_a_job_stores_each_output_once(tmp_path: Path) -> None:
+    """A composite redelivered while its first attempt was cut off from the broker (or after it
+    died half-way) must not store the job's outputs again: the writes are conditional, the
+    second attempt keeps the objects the first one stored and hands the same keys on; once the
+    job is done, a late attempt stops without writing."""
+    from tasks import keys
+    from tasks.app import COMPOSITE, STORE
+    from tasks.pipeline import CONTEXT_VERSION
+    from tasks.services import services_for
+
+    settings = replace(_settings(tmp_path)[0], task_always_eager=True)
+    data = sample_path("grace_hopper").read_bytes()
+    first = get_job(settings, submit_job(settings, data, spec=SPEC))
+    assert first is not None and first["state"] == "done", first
+    services = services_for(settings)
+    app = celery_for(services.settings)
+    job_id = "second-composite-" + uuid.uuid4().hex[:8]
+    services.jobstore.create(
+        job_id, {"state": "refining", "sha256": first["sha256"], "model": first["model"]}
+    )
+    ctx = {
+        "v": CONTEXT_VERSION,
+        "job_id": job_id,
+        "sha256": first["sha256"],
+        "model": first["model"],
+        "spec": "us-passport",
+        "background": "white",
+        "options": {},
+        "stages": {"segment": {"status": "ok"}, "matte_refine": {"status": "ok"}},
+    }
+    handed = app.tasks[COMPOSITE].apply(args=(dict(ctx),)).get()
+    stored = sorted(services.store.list(keys.job_prefix(job_id)))
+    assert stored == sorted(handed["outputs"].values()) and len(stored) >= 3
+
+    def files() -> dict[str, tuple[int, int]]:
+        paths = {key: services.store.path(key).stat() for key in stored}  # type: ignore[attr-defined]
+        return {key: (st.st_ino, st.st_mtime_ns) for key, st in paths.items()}
+
+    before = files()
+    again = app.tasks[COMPOSITE].apply(args=(dict(ctx),)).get()  # the job is not done yet
+    assert again["outputs"] == handed["outputs"]
+    assert again["stages"]["composite"]["outputs_kept"] == len(stored)
+    assert files() == before, "a second attempt rewrote the outputs"
+    app.tasks[STORE].apply(args=(handed,)).get()
+    assert services.jobstore.state(job_id) == "done"
+    late = app.tasks[COMPOSITE].apply(args=(dict(ctx),))
+    assert late.state == "IGNORED", (late.state, late.result)
+    assert files() == before
+    assert sorted(services.store.list(keys.job_prefix(job_id))) == stored
+
+
 def test_refine_without_a_stored_region_decodes_the_upload_again(tmp_path: Path) -> None:
     """A segment stage run by an older worker stored no region (.npy): the refine stage then
     decodes the region from the upload (``stages.load_region``, for messages in flight during a
