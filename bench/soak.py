@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.soak                      # load: 10 minutes at 2x capacity
     .venv/bin/python -m bench.soak --minutes 1.5 --out /tmp/soak.json
     .venv/bin/python -m bench.soak --scenario kill      # 200 jobs, 10 SIGKILLs (issue 6's size)
+    .venv/bin/python -m bench.soak --scenario hosts     # 100 jobs on six hosts, a link cut (root)
 
 The service is `bench.stack`'s: its own radosgw on free ports, RabbitMQ vhost, Redis prefix and
 bucket, gunicorn (2 gevent workers), one GPU worker and one CPU worker as ``idphoto serve``
@@ -31,6 +32,12 @@ store), while ``--kills`` SIGKILLs hit pool children mid-task, worker parents an
 groups of any of them. Criteria: every job
 ``done``, no record lost or stuck, each output stored once under its job's key and nothing else
 under ``jobs/`` (`harness.check_outputs` on a raw bucket listing).
+
+hosts. `bench.hosts`: broker, Redis and S3 on one network namespace, the web, a GPU worker and
+two CPU workers on four others, the client on a sixth; a CPU worker's link is cut mid-task for
+longer than the broker's heartbeat allows while the GPU worker's link has latency and loss.
+Criteria: every job ``done`` once, no output stored twice (one successful PUT per key in the
+S3 server's access log), every presigned link fetched from the client's namespace.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ import requests
 if __package__ in (None, ""):  # `python bench/soak.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import hosts  # noqa: E402
 from bench.stack import REPO, Stack, pss_mb  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from idphoto.serve import colocated_env, settings_environ, worker_argv  # noqa: E402
@@ -593,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scenario", choices=("load", "kill"), default="load")
+    parser.add_argument("--scenario", choices=("load", "kill", "hosts"), default="load")
     parser.add_argument("--minutes", type=float, default=10.0, help="load: arrival time")
     parser.add_argument("--load", type=float, default=2.0, help="load: x measured capacity")
     parser.add_argument(
@@ -604,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-depth", type=int, default=8, help="load: the service's gpu_queue_max_depth"
     )
     parser.add_argument("--recompose-share", type=float, default=0.2)
-    parser.add_argument("--jobs", type=int, default=200, help="kill: jobs")
+    parser.add_argument("--jobs", type=int, default=None, help="kill: jobs (200); hosts: (100)")
     parser.add_argument("--kills", type=int, default=10, help="kill: SIGKILLs")
     parser.add_argument(
         "--new-every",
@@ -622,6 +630,13 @@ def main(argv: list[str] | None = None) -> int:
         "--interval", type=float, default=0.25, help="kill: seconds between submissions"
     )
     parser.add_argument("--drain", type=float, default=600, help="seconds to wait for jobs")
+    parser.add_argument("--cut-s", type=float, default=40, help="hosts: cpu1's link down for")
+    parser.add_argument("--netem-s", type=float, default=60, help="hosts: gpu link faulty for")
+    parser.add_argument("--delay-ms", type=int, default=100, help="hosts: gpu link latency")
+    parser.add_argument("--loss", type=float, default=1.0, help="hosts: gpu link loss (%%)")
+    parser.add_argument(
+        "--heartbeat-s", type=int, default=10, help="hosts: the workers' broker heartbeat"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="cpu | cuda (default: settings)")
     parser.add_argument("--logs", type=Path, default=None, help="keep the service's logs here")
@@ -629,7 +644,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
-    summary = run_load(args) if args.scenario == "load" else run_kill(args)
+    if args.jobs is None:
+        args.jobs = 100 if args.scenario == "hosts" else 200
+    if args.scenario == "hosts":
+        summary = hosts.run(args, _base(args), log)
+    else:
+        summary = run_load(args) if args.scenario == "load" else run_kill(args)
     text = json.dumps(summary, indent=1)
     print(text)
     if args.out:

@@ -68,6 +68,11 @@ class Settings:
     broker_url: str | None = None  # None = embedded (in-process) mode
     redis_url: str = "redis://127.0.0.1:6379/0"
     quorum_queues: bool = False
+    # AMQP heartbeat of the workers' broker connection (s; 0 = none). RabbitMQ closes a
+    # connection that misses two, and redelivers its unacknowledged messages to other workers:
+    # a worker whose host drops off the network gives its task back within about twice this.
+    # (Celery's 120 s was cut to RabbitMQ's 60 s by negotiation.) Producers send none.
+    broker_heartbeat_s: int = 30
     gpu_queue_max_depth: int = 200  # admission control: new photos get 503 above this
     cpu_queue_max_depth: int = 400  # ... and new photos and re-compositions above this
     task_soft_time_limit_s: int = 120

@@ -106,6 +106,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_url=broker_url,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        broker_heartbeat=settings.broker_heartbeat_s,
         # Job state lives in the job store, not in a result backend.
         result_backend=None,
         task_ignore_result=True,

@@ -10,6 +10,8 @@
 # Arguments win over the environment, which wins over the defaults:
 #   RGW_DIR          state directory        (default ${TMPDIR:-/tmp}/idphoto-radosgw; wiped by start)
 #   RGW_PORT         S3 (beast) port        (default 7480)
+#   RGW_BIND         S3 listen address      (default 127.0.0.1; another host's address in a
+#                    network namespace, for bench.hosts)
 #   RGW_MON_PORT     monitor msgr2 port     (default 3300, or a free port if 3300 is taken)
 #   RGW_MON_V1_PORT  monitor legacy port    (default 6789, or a free port if 6789 is taken)
 #   S3_ACCESS_KEY / S3_SECRET_KEY           (default LOCALACCESSKEY / LOCALSECRETKEY)
@@ -31,6 +33,7 @@ C=${C%/}
 AK=${S3_ACCESS_KEY:-LOCALACCESSKEY}
 SK=${S3_SECRET_KEY:-LOCALSECRETKEY}
 WAIT=${RGW_START_TIMEOUT:-120}
+BIND=${RGW_BIND:-127.0.0.1}
 DAEMONS=(client.rgw.a osd.0 mon.a)
 
 log() { echo "radosgw-local: $*" >&2; }
@@ -208,7 +211,7 @@ mon_data = $C/mon/\$cluster-\$id
 osd_data = $C/osd/\$cluster-\$id
 keyring = $C/keyring
 [client.rgw.a]
-rgw_frontends = beast endpoint=127.0.0.1:$PORT
+rgw_frontends = beast endpoint=$BIND:$PORT
 rgw_data = $C/rgw
 EOF
 CONF=(-c "$C/ceph.conf")
@@ -233,7 +236,7 @@ radosgw "${CONF[@]}" -n client.rgw.a --no-mon-config >>"$C/log/setup.log" 2>&1 \
 rgw_up() {
   alive "$(pidof_daemon "osd.$OSD")" || fail "osd.$OSD exited during start-up" "osd.$OSD"
   alive "$(pidof_daemon mon.a)" || fail "mon.a exited during start-up" mon.a
-  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"
+  curl -s -o /dev/null --max-time 2 "http://$BIND:$PORT/"
 }
 wait_daemon client.rgw.a rgw_up
 
@@ -242,11 +245,11 @@ timeout 120 radosgw-admin "${CONF[@]}" --no-mon-config user create --uid=local -
   || fail "radosgw-admin user create failed (see $C/log/setup.log)" client.rgw.a
 
 cat > "$C/s3.env" <<EOF
-S3_ENDPOINT=http://127.0.0.1:$PORT
+S3_ENDPOINT=http://$BIND:$PORT
 S3_ACCESS_KEY=$AK
 S3_SECRET_KEY=$SK
 RGW_MON_PORT=$MON2
 RGW_MON_V1_PORT=$MON1
 EOF
 cat "$C/s3.env"
-log "S3 on http://127.0.0.1:$PORT (stop: bash $0 stop $C)"
+log "S3 on http://$BIND:$PORT (stop: bash $0 stop $C)"

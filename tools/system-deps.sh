@@ -5,6 +5,9 @@ need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v radosgw >/dev/null || need+=(radosgw ceph-mon ceph-osd)
 command -v npm >/dev/null || need+=(npm)
+# bench.hosts (python -m bench.soak --scenario hosts): link faults where the kernel has no netem.
+command -v iptables >/dev/null || need+=(iptables)
+[ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || need+=(libnetfilter-queue-dev)
 # A Chinese font, or Chromium draws the zh pages (and their screenshots) as empty boxes.
 # WenQuanYi Micro Hei: 1.6 MB download, against 57 MB for fonts-noto-cjk.
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-microhei)
