@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # `python bench/landmarks.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.catalogue import get_spec  # noqa: E402
+from config.errors import InputError  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from idphoto import corpus  # noqa: E402
 from pipeline import stages  # noqa: E402
@@ -48,6 +49,8 @@ TURNED = {"profile", "not_frontal", "gaze_away", "looking_down", "looking_up"}
 
 
 def measure_row(det: FaceDetector, lm: Landmarker, path: Path, runs: int) -> dict[str, Any] | None:
+    """The landmark measures of one photo, or None when it has no face to measure, or is not
+    an image the pipeline takes (too small, unreadable)."""
     data = path.read_bytes()
     try:
         analysis, region = stages.analyse(data, det)
@@ -58,6 +61,8 @@ def measure_row(det: FaceDetector, lm: Landmarker, path: Path, runs: int) -> dic
         if not faces:
             return None
         face, region, refused = faces[0], rgb, type(exc).__name__
+    except InputError:
+        return None
     r = lm.measure(region, face)
     times, checks = [], []
     for _ in range(runs):

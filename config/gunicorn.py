@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 
 worker_class = "gevent"
-workers = int(os.environ.get("IDPHOTO_WEB_WORKERS", "2"))
+workers = int(os.environ.get("IDPHOTO_WEB_WORKERS", "2"))  # `idphoto serve --web-workers`
 worker_connections = 1000  # open connections per worker, slow or not
 timeout = 60  # a worker that does not answer its master's heartbeat for this long is replaced
-graceful_timeout = 10
+graceful_timeout = 10  # in-flight requests finish within `idphoto serve`'s 15 s stop (GRACE_S)
 keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 100

@@ -82,9 +82,10 @@ def worker_argv(queue: str, concurrency: int, hostname: str | None = None) -> li
     ]
 
 
-def web_argv(host: str, port: int, workers: int = 2) -> list[str]:
+def web_argv(host: str, port: int) -> list[str]:
     """gunicorn with the app's own settings (`config.gunicorn`: gevent workers, which slow
-    clients cannot starve), or werkzeug's threaded server where gunicorn is not installed."""
+    clients cannot starve, their number and timeouts; one place for this, the Dockerfile and
+    compose), or werkzeug's threaded server where gunicorn is not installed."""
     if importlib.util.find_spec("gunicorn") is not None and importlib.util.find_spec("gevent"):
         return [
             sys.executable,
@@ -94,10 +95,6 @@ def web_argv(host: str, port: int, workers: int = 2) -> list[str]:
             "python:config.gunicorn",
             "--bind",
             f"{host}:{port}",
-            "--workers",
-            str(workers),
-            "--graceful-timeout",
-            str(int(GRACE_S) - 5),
             "web:create_app()",
         ]
     return [sys.executable, "-m", "idphoto.serve", "web-dev", "--host", host, "--port", str(port)]
@@ -202,11 +199,12 @@ def run_topology(
     env = {**os.environ, **settings_environ(settings), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
     children = [
-        Child("web", web_argv(host, port, workers=web_workers)),
+        Child("web", web_argv(host, port)),
         Child("worker-gpu", worker_argv("gpu", 1)),
         Child("worker-cpu", worker_argv("cpu", cpu_concurrency)),
     ]
     extra_env = colocated_env(settings)
+    extra_env.setdefault("web", {})["IDPHOTO_WEB_WORKERS"] = str(web_workers)  # config.gunicorn
     for child in children:
         child.env = extra_env.get(child.name, {})
     if with_flower:

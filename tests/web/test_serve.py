@@ -34,6 +34,8 @@ def test_commands() -> None:
     assert web[:3] == [sys.executable, "-m", "gunicorn"] and web[-1] == "web:create_app()"
     assert "127.0.0.1:8123" in web
     assert web[web.index("-c") + 1] == "python:config.gunicorn"
+    # Workers and timeouts come from config.gunicorn alone (serve sets IDPHOTO_WEB_WORKERS).
+    assert not any(a.startswith(("--workers", "--graceful-timeout", "--timeout")) for a in web)
     for queue in ("gpu", "cpu"):
         argv = worker_argv(queue, 1)
         assert argv[0] == sys.executable and queue in argv
