@@ -62,6 +62,7 @@ import requests
 from bench.stack import RADOSGW, REPO
 from config.settings import Settings
 from idphoto.serve import colocated_env, settings_environ, web_argv, worker_argv
+from tests.conftest import S3Server
 from tests.reliability import harness
 
 HOSTS = ("infra", "web", "gpu", "cpu1", "cpu2", "client")
@@ -369,19 +370,19 @@ class Deployment:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def s3(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
+        """The operator's raw boto3 client (the tests' own, `S3Server.client`)."""
         s = self.settings
         assert s is not None
-        return boto3.client(
-            "s3",
-            endpoint_url=s.s3_endpoint_url,
-            aws_access_key_id=s.s3_access_key,
-            aws_secret_access_key=s.s3_secret_key,
-            region_name=s.s3_region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-        )
+        return S3Server(
+            endpoint=str(s.s3_endpoint_url),
+            public_endpoint=str(s.s3_public_endpoint_url),
+            access_key=str(s.s3_access_key),
+            secret_key=str(s.s3_secret_key),
+            region=s.s3_region,
+            port=S3_PORT,
+            directory=self.workdir / "rgw",
+            startup_s=0,
+        ).client()
 
     def stop(self, keep_logs: Path | None = None) -> None:
         for name, proc in self.procs.items():
