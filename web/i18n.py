@@ -4,7 +4,7 @@ The language of a request is, in this order: ``?lang=`` in the address (the swit
 remembered in a cookie for a year), the ``lang`` cookie, then the best match of the browser's
 ``Accept-Language``. Strings live in the templates and in Python as ``gettext`` calls; their
 translations in ``web/translations/<lang>/LC_MESSAGES/messages.po`` (compiled ``.mo`` beside it,
-committed so that a fresh clone works without a build step; ``tests/web/test_i18n.py`` fails when
+committed so that a fresh clone works without a build step; ``tests/web/test_pages.py`` fails when
 the two disagree). Refresh the catalogue after changing strings with::
 
     pybabel extract -F web/babel.cfg -o web/translations/messages.pot web

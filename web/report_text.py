@@ -289,6 +289,19 @@ def _sentences(
                 "Wear clothes that stand out from the background."
             ),
         )
+    if cid == "continued_bottom":
+        return (
+            _(
+                "Clothes continued below the photo's own bottom edge: %(value)s of the height "
+                "(a look is advised above %(limit)s).",
+                value=_pct(value),
+                limit=_pct(limit),
+            ),
+            _(
+                "Look at the bottom of the photo: if the clothes look smeared, use a photo that "
+                "shows more of your shoulders (step back from the camera)."
+            ),
+        )
     if cid == "metadata_stripped":
         return (
             _("Camera data (location, device) removed from the file."),

@@ -351,3 +351,29 @@ def test_every_error_code_and_failure_reason_has_a_sentence() -> None:
     assert {"file_too_large", "insufficient_storage", "lost", "worker_lost"} <= codes
     missing = sorted(codes - set(ERRORS) - {"file_too_large"})  # its text names the limit
     assert not missing, f"no sentence for: {missing}"
+
+
+def test_every_check_the_report_writes_has_a_sentence() -> None:
+    """Each check id `pipeline.report` writes by name is worded by `web.report_text`: without
+    it the page showed the bare id ("continued bottom") where a sentence and advice belong."""
+    import ast
+
+    def literals(path: Path, call: str | None = None) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if call is None and isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.add(node.value)
+            elif (
+                call is not None
+                and isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") == call
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add(node.args[0].value)
+        return found
+
+    written = literals(REPO / "pipeline" / "report.py", "_check")
+    assert {"continued_bottom", "shoulders", "width_px"} <= written
+    assert written - literals(REPO / "web" / "report_text.py") == set()
