@@ -463,7 +463,7 @@ class FileJobStore:
     def state(self, job_id: str) -> str | None:
         with self._locked():
             data = self._read(self._path("jobs", job_id))
-        return None if data is None else str(data.get("state"))
+        return None if data is None else str(data.get("state", ""))
 
     def delete(self, job_id: str) -> bool:
         path = self._path("jobs", job_id)

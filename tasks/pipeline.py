@@ -450,7 +450,7 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
             # of the same matte and request.
             if not svc.store.put(key, data, content_type=content_type(file_ext), if_absent=True):
                 kept += 1
-                if svc.jobstore.state(job_id) in TERMINAL_STATES:
+                if kept == 1 and svc.jobstore.state(job_id) in TERMINAL_STATES:  # asked once
                     logger.info("job %s finished by another attempt: composite stops", job_id)
                     raise Ignore()
             outputs[name] = key
