@@ -439,9 +439,11 @@ def budgets(settings: Settings, entries: list[dict[str, Any]], writes: int) -> d
 
 def attach_records(settings: Settings, entries: list[dict[str, Any]]) -> None:
     from tasks.jobs import get_job
+    from tasks.services import Services
 
+    services = Services(settings)  # reads the records only
     for entry in entries:
-        record = get_job(settings, entry["job_id"]) or {}
+        record = get_job(services, entry["job_id"]) or {}
         entry["record"] = record
         finished = record.get("finished_at")
         entry["latency_s"] = (finished - entry["t_submit"]) if finished else None

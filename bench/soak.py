@@ -68,6 +68,7 @@ from bench import hosts  # noqa: E402
 from bench.stack import REPO, Stack, pss_mb  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from idphoto.serve import colocated_env, settings_environ, worker_argv  # noqa: E402
+from tasks.services import Services  # noqa: E402
 from tests.conftest import S3Server, WorkerProcess  # noqa: E402
 from tests.reliability import harness  # noqa: E402
 from web.admission import CACHE_S, queue_depth  # noqa: E402
@@ -142,10 +143,10 @@ class Client:
         return answer
 
 
-def get_job(settings: Settings, job_id: str) -> dict | None:
+def get_job(services: Services, job_id: str) -> dict | None:
     from tasks.jobs import get_job as _get
 
-    return _get(settings, job_id)
+    return _get(services, job_id)
 
 
 # --- sampling -----------------------------------------------------------------------------------
@@ -195,25 +196,25 @@ def _base(args: argparse.Namespace) -> Settings:
     return replace(base, device=args.device) if args.device else base
 
 
-def calibrate(client: Client, settings: Settings, jobs: int) -> float:
+def calibrate(client: Client, services: Services, jobs: int) -> float:
     """Jobs/s the service sustains with the run's mix: a burst, first submit to last done."""
     warm = client.submit()  # the first job also pays for cold caches
     if warm.status != 202 or warm.job_id is None:
         raise SystemExit(f"the service refused the first job: {warm}")
-    wait_jobs(settings, [warm.job_id], 300)
+    wait_jobs(services, [warm.job_id], 300)
     client.done_ids.append(warm.job_id)
     began = time.time()  # wall clock: compared with the records' timestamps
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         answers = list(pool.map(lambda _: client.submit(), range(jobs)))
     ids = [a.job_id for a in answers if a.status == 202 and a.job_id]
-    records = wait_jobs(settings, ids, 600)
+    records = wait_jobs(services, ids, 600)
     ends = [(r or {}).get("finished_at") or time.time() for r in records.values()]
     client.done_ids += [i for i, r in records.items() if r and r.get("state") == "done"]
     return len(ids) / max(1e-3, max(ends, default=time.time()) - began)
 
 
-def wait_jobs(settings: Settings, ids: list[str], timeout: float) -> dict[str, dict | None]:
-    return harness.wait_terminal(lambda i: get_job(settings, i), ids, timeout, poll_s=0.5)
+def wait_jobs(services: Services, ids: list[str], timeout: float) -> dict[str, dict | None]:
+    return harness.wait_terminal(lambda i: get_job(services, i), ids, timeout, poll_s=0.5)
 
 
 def run_load(args: argparse.Namespace) -> dict[str, Any]:
@@ -224,12 +225,13 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
     sampler: Sampler | None = None
     try:
         settings = stack.start(log=log)
+        services = Services(settings)  # reads job records (a bench: sends no chain)
         client = Client(stack.url, rng, args.recompose_share)
         if args.capacity:
             capacity = args.capacity
         else:
             log(f"measuring capacity: {args.calibration} jobs at once")
-            capacity = calibrate(client, settings, args.calibration)
+            capacity = calibrate(client, services, args.calibration)
         rate = args.load * capacity
         log(f"capacity {capacity:.3f} jobs/s: offering {rate:.3f} jobs/s for {args.minutes} min")
         accepted: list[tuple[float, str]] = []
@@ -259,14 +261,14 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
                 if time.monotonic() >= next_report:
                     next_report += 15
                     _progress(client, sampler, calibration_answers, began)
-                    _track(client, settings, calibration_answers, accepted, finished)
+                    _track(client, services, calibration_answers, accepted, finished)
             for f in futures:
                 f.result()
         arrivals_s = time.monotonic() - began
-        _track(client, settings, calibration_answers, accepted, finished)
+        _track(client, services, calibration_answers, accepted, finished)
         log(f"arrivals stopped after {arrivals_s:.0f} s; draining {pending()} jobs")
         ids = [job_id for _, job_id in accepted]
-        records = wait_jobs(settings, ids, args.drain)
+        records = wait_jobs(services, ids, args.drain)
         drained_s = time.monotonic() - began - arrivals_s
         sampler.stopped.set()
         sampler.join(timeout=10)
@@ -293,7 +295,7 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _track(client: Client, settings: Settings, offset: int, accepted: list, finished: set) -> None:
+def _track(client: Client, services: Services, offset: int, accepted: list, finished: set) -> None:
     known = {job_id for _, job_id in accepted}
     for answer in client.answers[offset:]:
         if answer.job_id and answer.job_id not in known:
@@ -302,7 +304,7 @@ def _track(client: Client, settings: Settings, offset: int, accepted: list, fini
     for _, job_id in accepted:
         if job_id in finished:
             continue
-        record = get_job(settings, job_id)
+        record = get_job(services, job_id)
         if record and record.get("state") in TERMINAL:
             finished.add(job_id)
             if record["state"] == "done":
@@ -462,6 +464,7 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
     supervised: list[harness.Supervised] = []
     try:
         settings = stack.start(log=log)
+        services = Services(settings)  # reads job records (a bench: sends no chain)
         assert stack.settings is not None
         # The stack's workers are replaced by supervised ones: two CPU workers and, unless
         # --no-kill-gpu, the GPU worker (a new one, which loads the models again, when its parent
@@ -510,7 +513,7 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
 
         photos = [harness.tagged_portrait(n, tag) for n in harness.PHOTOS]
         warm = [post(p, "us-passport", "white") for p in photos]
-        records = wait_jobs(settings, warm, 300)
+        records = wait_jobs(services, warm, 300)
         if harness.check_jobs(records):
             raise SystemExit(f"warm-up jobs failed: {records}")
         log(f"warm photos ready; {args.jobs} jobs, {args.kills} kills")
@@ -530,7 +533,7 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
 
         ids, kills = harness.kill_scenario(
             submit=submit,
-            get=lambda i: get_job(settings, i),
+            get=lambda i: get_job(services, i),
             workers=supervised,
             jobs=args.jobs,
             kills=args.kills,
@@ -538,7 +541,7 @@ def run_kill(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             log=log,
         )
-        records = wait_jobs(settings, ids, args.drain)
+        records = wait_jobs(services, ids, args.drain)
         elapsed = time.monotonic() - began
         s3 = S3Server(
             endpoint=str(settings.s3_endpoint_url),

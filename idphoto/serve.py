@@ -109,7 +109,7 @@ def flower_argv(settings: Settings, host: str) -> list[str]:
         "-m",
         "celery",
         "-A",
-        "tasks.app",
+        "idphoto.celery_app",
         "flower",
         f"--address={host}",
         f"--port={settings.flower_port}",

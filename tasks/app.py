@@ -1,8 +1,6 @@
 """The Celery app factory: queues, routing and reliability settings.
 
-``make_celery(settings)`` builds a new app from the settings object and connects to nothing. The
-module attribute ``app`` (for ``celery -A tasks.app worker``) is built on first access from
-``Settings.from_env()``.
+``make_celery(settings)`` builds a new app from the settings object and connects to nothing.
 
 Broker topology (RabbitMQ): one durable topic exchange ``idphoto`` and two durable queues bound
 to it, ``gpu`` (routing key ``gpu``: segment) and ``cpu`` (``cpu``: matte_refine, composite,
@@ -17,6 +15,12 @@ detects quorum queues and then uses per-consumer QoS (4.x has no global QoS on q
 and native delayed delivery for retry countdowns (which needs the topic exchange); no classic
 mirrored-queue policies are used (removed in 4.0).
 
+Wiring: ``make_celery(settings, services)`` builds the app around one `tasks.services.Services`
+(``app.idphoto_services``, which the tasks use) and sets ``services.celery`` to the app (which
+sends the chains); ``connect(settings)`` is the two for an entry point (the web app, a bench,
+a test). There is no module-level app: the ``celery`` command (Flower) loads
+`idphoto.celery_app`, the entry point built from the environment.
+
 Embedded mode (``settings.broker_url`` unset): the same app, tasks and chain on kombu's
 ``filesystem://`` transport, with message files under ``storage_dir/../broker`` (``queue/``,
 ``control/`` for exchange bindings, ``processed/``), served by real worker processes
@@ -26,15 +30,12 @@ the file job store (`tasks.jobstore.FileJobStore`). ``settings.task_always_eager
 chain in the calling process instead, for the CLI's single-process path only.
 
 Worker start-up (the signal handlers that load the models in a GPU worker's pool children) is
-in `tasks.startup`; queue and task names are in `config.routing`. ``celery_for(settings)`` is
-this process's app for ``settings`` (to send chains from).
+in `tasks.startup`; queue and task names are in `config.routing`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from typing import Any
 
 from celery import Celery
@@ -53,6 +54,7 @@ from config.routing import (  # noqa: F401 - re-exported: the app's routing, one
     TASK_QUEUES,
 )
 from config.settings import Settings
+from tasks.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +99,19 @@ def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
     }
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings``, with the pipeline tasks registered. Connects to nothing."""
+def attach(app: Celery, services: Services) -> None:
+    """Make ``services`` the ones ``app``'s tasks use, and ``app`` the one they send through."""
+    app.idphoto_services = services  # type: ignore[attr-defined]  # read by the tasks
+    services.celery = app
+
+
+def make_celery(settings: Settings, services: Services | None = None) -> Celery:
+    """A Celery app for ``settings``, with the pipeline tasks registered, wired to ``services``
+    (new ones for ``settings`` when none are given). Connects to nothing."""
     broker_url, transport_options = _broker(settings)
     app = Celery("idphoto", set_as_current=False)
     app.idphoto_settings = settings  # type: ignore[attr-defined]  # read by tasks and signals
+    attach(app, services or Services(settings))
     app.conf.update(
         broker_url=broker_url,
         broker_transport_options=transport_options,
@@ -152,22 +162,10 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-_APPS: dict[tuple[int, Settings], Celery] = {}
-_APPS_LOCK = threading.Lock()
-
-
-def celery_for(settings: Settings) -> Celery:
-    """This process's Celery app for ``settings``, built once (the web app and the CLI send
-    chains through it; building one per request would re-read the settings and re-register
-    the tasks)."""
-    key = (os.getpid(), settings)
-    with _APPS_LOCK:
-        found = _APPS.get(key)
-        if found is None:
-            if len(_APPS) >= 8:
-                _APPS.pop(next(iter(_APPS)))
-            found = _APPS[key] = make_celery(settings)
-        return found
+def connect(settings: Settings) -> Services:
+    """An entry point's services for ``settings``, with the Celery app that sends its chains
+    (``services.celery``). Build them once per process and pass them down."""
+    return make_celery(settings).idphoto_services  # type: ignore[attr-defined, no-any-return]
 
 
 def declare_topology(app: Celery) -> None:
@@ -184,16 +182,3 @@ def declare_topology(app: Celery) -> None:
         channel = conn.default_channel
         for queue in app.conf.task_queues:
             queue.bind(channel).declare()
-
-
-def __getattr__(name: str) -> Any:
-    """``tasks.app.app``: the app from the environment, built on first access (celery -A)."""
-    if name in ("app", "celery"):
-        global _LAZY_APP
-        if _LAZY_APP is None:
-            _LAZY_APP = make_celery(Settings.from_env())
-        return _LAZY_APP
-    raise AttributeError(name)
-
-
-_LAZY_APP: Celery | None = None

@@ -23,7 +23,7 @@ from typing import Any
 from config.settings import Settings
 from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
 from tasks.jobs import get_job, submit_job, validate_request
-from tasks.services import services_for
+from tasks.services import Services
 
 MAX_MEMBERS = 50
 #: A member that unpacks to more than this many times its compressed size is a zip bomb (real
@@ -182,7 +182,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, settings: Sett
 
 
 def submit_batch(
-    settings: Settings,
+    services: Services,
     data: bytes,
     *,
     spec: str,
@@ -192,6 +192,7 @@ def submit_batch(
     """Submit every photo in a zip archive; returns the batch id. Photos refused at submission
     (not an image, too large, damaged in the zip) are recorded with their reason; the others
     become jobs. Members are inflated one at a time, so memory holds the archive and one photo."""
+    settings = services.settings
     validate_request(
         spec, background, options
     )  # a bad spec/colour refuses the batch, not each photo
@@ -203,7 +204,7 @@ def submit_batch(
         try:
             body = _read_member(archive, info, settings)
             item["job_id"] = submit_job(
-                settings, body, spec=spec, background=background, options=options
+                services, body, spec=spec, background=background, options=options
             )
         except IdPhotoError as exc:
             item["error"] = exc.code
@@ -220,34 +221,34 @@ def submit_batch(
         "items": items,
         "skipped": skipped,
     }
-    store = services_for(settings).store
+    store = services.store
     store.put(
         _manifest_key(batch_id), json.dumps(manifest).encode(), content_type="application/json"
     )
     return batch_id
 
 
-def _manifest(settings: Settings, batch_id: str) -> dict[str, Any]:
+def _manifest(services: Services, batch_id: str) -> dict[str, Any]:
     from storage import ObjectNotFound
 
     if not batch_id.replace("-", "").replace("_", "").isalnum() or len(batch_id) > 64:
         raise BatchNotFound("No batch with this id.")
     try:
-        raw = services_for(settings).store.get(_manifest_key(batch_id))
+        raw = services.store.get(_manifest_key(batch_id))
     except ObjectNotFound as exc:
         raise BatchNotFound("No batch with this id: it may have expired.") from exc
     return json.loads(raw)
 
 
-def get_batch(settings: Settings, batch_id: str) -> dict[str, Any]:
+def get_batch(services: Services, batch_id: str) -> dict[str, Any]:
     """The batch with each photo's job state and reason, and counts per state."""
-    manifest = _manifest(settings, batch_id)
+    manifest = _manifest(services, batch_id)
     counts: dict[str, int] = {}
     items = []
     for item in manifest["items"]:
         row = dict(item)
         if "job_id" in item:
-            record = get_job(settings, item["job_id"]) or {"state": "failed", "reason": "expired"}
+            record = get_job(services, item["job_id"]) or {"state": "failed", "reason": "expired"}
             row["state"] = record.get("state")
             if record.get("state") == "failed":
                 row["error"] = record.get("reason")
@@ -270,11 +271,11 @@ def get_batch(settings: Settings, batch_id: str) -> dict[str, Any]:
     }
 
 
-def batch_zip(settings: Settings, batch_id: str) -> bytes:
+def batch_zip(services: Services, batch_id: str) -> bytes:
     """A zip of each done photo (``<stem>-<spec>.jpg``), its report, and ``<name>.error.json``
     for each failure, plus ``summary.json``. Photos still running are listed as such."""
-    batch = get_batch(settings, batch_id)
-    store = services_for(settings).store
+    batch = get_batch(services, batch_id)
+    store = services.store
     buf = io.BytesIO()
     used: set[str] = set()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as out:
@@ -287,7 +288,7 @@ def batch_zip(settings: Settings, batch_id: str) -> bytes:
             used.add(base)
             item["files"] = []
             if item["state"] == "done":
-                record = get_job(settings, item["job_id"]) or {}
+                record = get_job(services, item["job_id"]) or {}
                 for name, key in (record.get("outputs") or {}).items():
                     if name not in ("photo", "report"):
                         continue

@@ -14,8 +14,9 @@ Then the input is stored once per content hash (``inputs/{sha256}``), the job re
   options): the outputs are copied, the new job is ``done`` at once (``reused_from``).
 
 Job ids are ``secrets.token_urlsafe(16)`` (128 random bits): knowing one is the capability to
-read, recompose and delete that job. The app, blob store and job store are built once per
-process and settings (`tasks.services.services_for`) and reused across calls.
+read, recompose and delete that job. Every call takes the caller's `tasks.services.Services`
+(built once per entry point: `tasks.app.connect`): its blob store, job store and the Celery
+app that sends the chain.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ from pipeline.decode import sniff
 from pipeline.errors import BadParameter, IdPhotoError, ImageTooLarge, UnsupportedImage
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import keys
-from tasks.app import celery_for
 from tasks.jobstore import RUNNING_STATES, TERMINAL_STATES, done_fields, failed_fields
 from tasks.pipeline import CONTEXT_VERSION, purge_intermediates, request_fingerprint
-from tasks.services import Services, services_for
+from tasks.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,9 @@ def validate_request(
 
 
 def _send(services: Services, ctx: dict[str, Any], *, cached: bool) -> None:
-    app = celery_for(services.settings)
+    app = services.celery
+    if app is None:
+        raise RuntimeError("these services send no chains: build them with tasks.app.connect")
     first = (
         [app.signature(routing.COMPOSITE, args=(ctx,))]
         if cached
@@ -301,7 +303,7 @@ def cache_scope(settings: Settings, client: str | None) -> str:
 
 
 def submit_job(
-    settings: Settings,
+    services: Services,
     data: bytes,
     *,
     spec: str,
@@ -321,6 +323,7 @@ def submit_job(
     ``ImageTooLarge`` (over ``settings.max_upload_bytes``). ``StorageUnavailable`` (incl.
     `QueueUnavailable`) when a backend is down.
     """
+    settings = services.settings
     spec_id, bg, opts = validate_request(spec, background, options)
     if not isinstance(data, bytes | bytearray | memoryview) or not data:
         raise UnsupportedImage("The upload is empty.")
@@ -337,7 +340,6 @@ def submit_job(
         )
     # The bucket was set up before (``idphoto storage init``, run by compose and `serve`; a
     # worker at its start): nothing is configured from inside a request.
-    services = services_for(settings)
     sha256 = hashlib.sha256(data).hexdigest()
     job_id = secrets.token_urlsafe(16)
     return _start(
@@ -353,16 +355,16 @@ def submit_job(
     )
 
 
-def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
+def get_job(services: Services, job_id: str) -> dict[str, Any] | None:
     """The job record (see `tasks.jobstore`), or None for an unknown/expired/deleted job.
 
     A job that has made no progress past its state's deadline is failed here with reason
     ``lost`` (see `reap_if_lost`)."""
     if not keys.is_job_id(job_id):
         return None
-    jobstore = services_for(settings).jobstore
+    jobstore = services.jobstore
     record = jobstore.get(job_id)
-    if record is not None and reap_if_lost(settings, jobstore, record, time.time()):
+    if record is not None and reap_if_lost(services.settings, jobstore, record, time.time()):
         record = jobstore.get(job_id)
     return record
 
@@ -424,7 +426,7 @@ def reap_if_lost(settings: Settings, jobstore: Any, record: dict[str, Any], now:
 
 
 def recompose(
-    settings: Settings,
+    services: Services,
     job_id: str,
     *,
     spec: str | None = None,
@@ -436,7 +438,7 @@ def recompose(
     ``UnknownSpec``/``BadParameter``, or `InputExpired` when neither the matte nor the photo is
     stored any more.
     """
-    record = get_job(settings, job_id)
+    record = get_job(services, job_id)
     if record is None:
         raise JobNotFound("No job with this id: it may have expired or been deleted.")
     spec_id, bg, opts = validate_request(
@@ -446,7 +448,7 @@ def recompose(
     )
     extra = {k: record[k] for k in ("input_format", "input_bytes") if k in record}
     return _start(
-        services_for(settings),
+        services,
         secrets.token_urlsafe(16),
         sha256=record["sha256"],
         spec=spec_id,
@@ -457,13 +459,12 @@ def recompose(
     )
 
 
-def delete_job(settings: Settings, job_id: str) -> bool:
+def delete_job(services: Services, job_id: str) -> bool:
     """Delete the job's outputs and record, and its photo, masks and matte when no other job
     uses them. False if there was no such job. A task still running for it stops and cleans
     up after itself (`tasks.pipeline`)."""
     if not keys.is_job_id(job_id):
         return False
-    services = services_for(settings)
     record = services.jobstore.get(job_id)
     removed = services.store.delete_prefix(keys.job_prefix(job_id))
     existed = services.jobstore.delete(job_id)
@@ -477,14 +478,14 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def job_links(
-    settings: Settings, record: dict[str, Any], expires_s: int | None = None
+    services: Services, record: dict[str, Any], expires_s: int | None = None
 ) -> dict[str, str]:
     """Presigned download links for a finished job's outputs, ``{name: url}`` (empty until
     ``done``). Each link names its download, e.g. ``us-passport-photo.jpg``."""
     outputs = record.get("outputs") or {}
     if record.get("state") != "done" or not outputs:
         return {}
-    store = services_for(settings).store
+    store = services.store
     spec = _SLUG.sub("-", str(record.get("spec", "photo")).lower()).strip("-")[:40] or "photo"
     links: dict[str, str] = {}
     for name, key in outputs.items():

@@ -54,7 +54,7 @@ from pipeline.types import Analysis
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import keys
 from tasks.jobstore import STAGES, TERMINAL_STATES, done_fields, failed_fields
-from tasks.services import Services, services_for
+from tasks.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ class JobTask(Task):
 
 
 def _services(task: Task) -> Services:
-    return services_for(task.app.idphoto_settings)  # type: ignore[attr-defined]
+    """The services of the task's app (`tasks.app.make_celery`; a pool child's own)."""
+    return task.app.idphoto_services  # type: ignore[attr-defined, no-any-return]
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -551,4 +552,4 @@ def register_tasks(app: Celery) -> None:
         child, or the worker's parent for a lost child or a hard time limit)."""
         args = getattr(request, "args", None) or ()
         stage = STAGE_OF_TASK.get(getattr(request, "task", None) or "")
-        fail_job(services_for(settings), args[0] if args else None, exc, stage)
+        fail_job(app.idphoto_services, args[0] if args else None, exc, stage)  # type: ignore[attr-defined]

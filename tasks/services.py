@@ -1,11 +1,16 @@
-"""Per-process services: blob store, job store and (on GPU workers) the models.
+"""What a task or an API call needs: blob store, job store, the Celery app to send chains
+through, and (on GPU workers and for checks) the models.
 
-One `Services` per (process, settings): built lazily, so nothing connects at import time, and
-keyed by the process id, so a forked child never reuses its parent's S3 client or sockets.
+Wired explicitly, once per entry point, and passed down; there is no module-level cache:
 
-Workers load their models in ``worker_process_init`` (see `tasks.app`) by calling
-`Services.load_models` in each pool child: once per process, never per task, and never in the
-parent before the fork. The web app and the CLI build the same object on first use.
+- the web app: `web.create_app` builds one (`tasks.app.connect`) and keeps it on the app;
+- a worker: `tasks.app.make_celery` builds one for its app, and each pool child replaces it
+  with its own at ``worker_process_init`` (`tasks.startup`), so a forked child never reuses
+  its parent's S3 client or sockets, and loads its models there: once per process, never per
+  task, and never in the parent before the fork;
+- the CLI builds one per command (its models, through the same loader a worker uses).
+
+Each part is built on first use, so building a `Services` connects to nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from storage import BlobStore, make_store
 from tasks.jobstore import JobStore, make_jobstore
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from pipeline.detect import FaceDetector
     from pipeline.landmarks import Landmarker
     from pipeline.segment import Segmenter
@@ -32,6 +39,9 @@ class Services:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The Celery app that sends this process's chains (set by `tasks.app.make_celery`,
+        #: which builds the app around these services).
+        self.celery: Celery | None = None
         self._lock = threading.Lock()
         self._store: BlobStore | None = None
         self._jobstore: JobStore | None = None
@@ -151,24 +161,3 @@ class Services:
         if s.segment_model != DEFAULT_MODEL:
             return {"model": s.segment_model, "precision": "as fetched"}
         return choose_isnet(s.models_dir, precision=s.segment_precision, device=s.device).as_dict()
-
-
-_CACHE: dict[tuple[int, Settings], Services] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 8
-
-
-def services_for(settings: Settings) -> Services:
-    """This process's `Services` for ``settings`` (a small cache: the web app calls this per
-    request, and rebuilding S3 clients or Redis pools per request would be slow)."""
-    key = (os.getpid(), settings)
-    found = _CACHE.get(key)
-    if found is not None:
-        return found
-    with _CACHE_LOCK:
-        found = _CACHE.get(key)
-        if found is None:
-            if len(_CACHE) >= _CACHE_MAX:
-                _CACHE.pop(next(iter(_CACHE)))
-            found = _CACHE[key] = Services(settings)
-        return found

@@ -20,8 +20,8 @@ from celery import signals
 
 from config.routing import GPU_QUEUE, QUEUES
 from config.settings import Settings
-from tasks.app import declare_topology
-from tasks.services import services_for
+from tasks.app import attach, declare_topology
+from tasks.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def _on_worker_init(
     concurrency = int(options.get("concurrency") or conf.worker_concurrency or os.cpu_count() or 1)
     # Shared with the pool children (forked later): set by one whose models fail to load.
     _WORKER.update(
+        app=instance.app,
         settings=settings,
         queues=queues,
         concurrency=concurrency,
@@ -71,7 +72,7 @@ def _on_worker_init(
         # this CPU, nothing loaded here): in the start log, and in `celery inspect conf`,
         # which Flower shows as the worker's Config.
 
-        choice = services_for(settings).segment_choice()
+        choice = instance.app.idphoto_services.segment_choice()
         conf.idphoto_segment = choice
         logger.info("segment worker runs %s", " ".join(f"{k}={v}" for k, v in choice.items()))
     if not settings.embedded:
@@ -96,12 +97,14 @@ def models_failed() -> bool:
 
 @signals.worker_process_init.connect
 def _on_process_init(**_: Any) -> None:
-    """In each pool child: build the services and, on a GPU worker, load the models."""
+    """In each pool child: build its own services (none of its parent's clients or sockets)
+    for the worker's app and, on a GPU worker, load the models."""
     settings: Settings | None = _WORKER.get("settings")
     if settings is None:
         return
 
-    svc = services_for(settings)
+    svc = Services(settings)
+    attach(_WORKER["app"], svc)
     cores = os.cpu_count() or 1
     threads = settings.ort_threads or max(1, cores // max(1, _WORKER.get("concurrency", 1)))
     try:

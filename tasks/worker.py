@@ -20,6 +20,7 @@ from config.models import BLAZEFACE_BACK, BLAZEFACE_FRONT, FACE_MESH, IRIS
 from config.routing import GPU_QUEUE, QUEUES
 from config.settings import Settings
 from tasks.app import broker_dir, make_celery
+from tasks.services import Services
 from tasks.startup import EXIT_MODELS_FAILED, models_failed
 
 logger = logging.getLogger("idphoto.worker")
@@ -80,11 +81,9 @@ def missing_models(settings: Settings) -> list[Path]:
     """The model files a GPU worker's children would load that are absent or empty (checked in
     the parent without loading anything: the house rule keeps ONNX sessions out of the parent
     before fork)."""
-    from tasks.services import services_for
-
     models_dir = Path(settings.models_dir).expanduser()
     names = [BLAZEFACE_FRONT.filename, BLAZEFACE_BACK.filename, FACE_MESH.filename, IRIS.filename]
-    segment = services_for(settings).segment_choice()
+    segment = Services(settings).segment_choice()  # loads nothing
     if "file" in segment:
         names.append(segment["file"])
     paths = [models_dir / name for name in names]

@@ -2,8 +2,9 @@
 
 ``create_app(settings)`` builds one app from one `Settings` (``Settings.from_env()`` when none is
 given, as under ``gunicorn 'web:create_app()'``). Each component installs itself with its own
-``init_app(app)``: errors, languages, logging, security headers, rate limiting, metrics. Nothing connects to
-a backend while the app is built.
+``init_app(app)``: errors, languages, logging, security headers, rate limiting, metrics. The app's
+one `tasks.services.Services` (`tasks.app.connect`) is built here and kept in its `AppState`;
+every view passes it to the job layer. Nothing connects to a backend while the app is built.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
-from storage import make_store
+from tasks.app import CPU_QUEUE, GPU_QUEUE, connect
 from web import errors, i18n, limits, logs, metrics, security
 from web.admission import QueueGauge
 from web.context import EXTENSION, AppState
@@ -37,10 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops
         )
-    app_state = AppState(settings=settings, store=make_store(settings))
+    app_state = AppState(settings=settings, services=connect(settings))
     if settings.broker_url:
-        from tasks.app import CPU_QUEUE, GPU_QUEUE  # the stages' queues (a wire contract)
-
         app_state.gauge = QueueGauge(settings.broker_url, (GPU_QUEUE, CPU_QUEUE))
     app.extensions[EXTENSION] = app_state
 
@@ -49,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logs.init_app(app)
     security.init_app(app)
     app_state.extras["limiter"] = limits.init_app(app)
-    app_state.metrics = metrics.init_app(app, settings)
+    app_state.metrics = metrics.init_app(app, app_state.services.jobstore)
 
     from web import api, files, ops, ui
 

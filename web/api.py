@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from config.catalogue import COUNTRY_NAMES, MAX_SPEC_CHARS, list_specs
 from config.colours import NAMED_COLOURS
 from pipeline.composite import MAX_BACKGROUND_CHARS
-from web.context import state
+from web.context import services, state
 from web.errors import ApiError, file_too_large, unavailable
 from web.openapi import MAX_OPTIONS_CHARS, openapi_document
 from web.security import check_csrf
@@ -50,7 +50,7 @@ SUPPORTED_FORMATS = "JPEG, PNG, WebP or HEIC"
 
 
 def _jobs() -> ModuleType:
-    # Imported on first use: building the app (and serving the form) needs no Celery.
+    # Imported on first use: building the app (and serving the form) needs no image stack.
     from tasks import jobs
 
     return jobs
@@ -167,7 +167,7 @@ def submit(
         raise _missing("spec", "Choose a photo specification (the 'spec' field, e.g. us-passport).")
     settings = state().settings
     job_id = _jobs().submit_job(
-        settings,
+        services(),
         data,
         spec=spec,
         background=background or None,
@@ -209,7 +209,7 @@ def create_check() -> Response:
     options = _options(request.form.get("options"))
     from tasks.checks import check_upload
 
-    report = check_upload(state().settings, data, spec, options)
+    report = check_upload(services(), data, spec, options)
     metrics = state().metrics
     if metrics is not None:
         metrics.jobs_submitted.labels(kind="check").inc()
@@ -217,7 +217,7 @@ def create_check() -> Response:
 
 
 def _record(job_id: str) -> dict[str, Any]:
-    record = _jobs().get_job(state().settings, job_id) if _JOB_ID.match(job_id) else None
+    record = _jobs().get_job(services(), job_id) if _JOB_ID.match(job_id) else None
     if record is None:
         raise ApiError(
             404, "unknown_job", "No job with this id: it may have expired or been deleted."
@@ -240,7 +240,7 @@ def get_job(job_id: str) -> Response:
     # this photo was seen before is not the client's to know, so only the status is shown.
     body["stages"] = stages
     job_state = record.get("state")
-    body["outputs"] = _jobs().job_links(state().settings, record) if job_state == "done" else {}
+    body["outputs"] = _jobs().job_links(services(), record) if job_state == "done" else {}
     body["report"] = record.get("report")
     response = jsonify(body)
     # Presigned links expire; a cached copy would hand out dead links.
@@ -266,7 +266,7 @@ def recompose_job(job_id: str) -> Response:
     background = _text(payload.get("background"), "background")
     if spec is None and background is None:
         raise ApiError(422, "bad_parameter", "Give a new 'spec', a new 'background', or both.")
-    new_id = _jobs().recompose(state().settings, job_id, spec=spec, background=background)
+    new_id = _jobs().recompose(services(), job_id, spec=spec, background=background)
     metrics = state().metrics
     if metrics is not None:
         metrics.jobs_submitted.labels(kind="recompose").inc()
@@ -275,7 +275,7 @@ def recompose_job(job_id: str) -> Response:
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Response:
-    if not (_JOB_ID.match(job_id) and _jobs().delete_job(state().settings, job_id)):
+    if not (_JOB_ID.match(job_id) and _jobs().delete_job(services(), job_id)):
         raise ApiError(
             404, "unknown_job", "No job with this id: it may have expired or been deleted."
         )
@@ -351,7 +351,7 @@ def create_batch() -> Response:
     background = _text(request.form.get("background"), "background")
     options = _options(request.form.get("options"))
     batch_id = _batches().submit_batch(
-        state().settings, data, spec=spec, background=background, options=options
+        services(), data, spec=spec, background=background, options=options
     )
     url = url_for("api.get_batch", batch_id=batch_id, _external=True)
     response = jsonify({"batch_id": batch_id, "status_url": url})
@@ -362,7 +362,7 @@ def create_batch() -> Response:
 
 @bp.get("/batches/<batch_id>")
 def get_batch(batch_id: str) -> Response:
-    body = _batches().get_batch(state().settings, batch_id)
+    body = _batches().get_batch(services(), batch_id)
     body["results_url"] = url_for("api.batch_results", batch_id=batch_id, _external=True)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
@@ -371,7 +371,7 @@ def get_batch(batch_id: str) -> Response:
 
 @bp.get("/batches/<batch_id>/results.zip")
 def batch_results(batch_id: str) -> Response:
-    data = _batches().batch_zip(state().settings, batch_id)
+    data = _batches().batch_zip(services(), batch_id)
     return Response(
         data,
         mimetype="application/zip",

@@ -1,4 +1,6 @@
-"""What one app instance holds: its settings and the services built from them.
+"""What one app instance holds: its settings and the services built from them (one
+`tasks.services.Services`, wired by `web.create_app`: the blob store, the job store, the Celery
+app that sends chains, the models of check mode).
 
 Kept on ``app.extensions["idphoto"]`` (never in module globals), so several apps with different
 settings can live in one process, as the tests do.
@@ -15,6 +17,7 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from storage.interface import BlobStore
+    from tasks.services import Services
     from web.admission import QueueGauge
     from web.metrics import Metrics
 
@@ -24,10 +27,14 @@ EXTENSION = "idphoto"
 @dataclass
 class AppState:
     settings: Settings
-    store: BlobStore
+    services: Services
     metrics: Metrics | None = None
     gauge: QueueGauge | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> BlobStore:
+        return self.services.store
 
 
 def state(app: Flask | None = None) -> AppState:
@@ -37,3 +44,8 @@ def state(app: Flask | None = None) -> AppState:
 
 def settings() -> Settings:
     return state().settings
+
+
+def services() -> Services:
+    """The current app's services: what the job layer's calls take."""
+    return state().services

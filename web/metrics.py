@@ -26,8 +26,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily
 
-from config.settings import Settings
-from tasks.services import services_for
+from tasks.jobstore import JobStore
 
 logger = logging.getLogger("idphoto.web")
 
@@ -105,9 +104,9 @@ class _Outcomes:
         yield family
 
 
-def init_app(app: Flask, settings: Settings) -> Metrics:
-    # The process's one job store (`tasks.services`), not a second one of the web's own.
-    metrics = Metrics(services_for(settings).jobstore.outcomes)
+def init_app(app: Flask, jobstore: JobStore) -> Metrics:
+    # The app's one job store (its `tasks.services.Services`), not a second one of its own.
+    metrics = Metrics(jobstore.outcomes)
 
     @app.before_request
     def _start_timer() -> None:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
 
-from tasks.services import services_for
 from web.admission import ping_broker
 from web.context import state
 from web.metrics import metrics_response
@@ -63,7 +62,7 @@ def readyz() -> Response:
             "failed": failed,
             # What a segment worker with this deployment's settings runs on this host's kind
             # of machine (the choice of pipeline.runtime.choose_isnet; informational).
-            "segment": services_for(settings).segment_choice(),
+            "segment": app_state.services.segment_choice(),
         }
     )
     response.status_code = 503 if failed else 200

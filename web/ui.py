@@ -34,7 +34,7 @@ from config.colours import NAMED_COLOURS
 from pipeline.errors import IdPhotoError
 from web import i18n
 from web.api import admit, read_photo, submit
-from web.context import state
+from web.context import services, state
 from web.errors import ApiError, status_of
 from web.messages import DOWNLOADS, STAGES, STATES, error_text, strings
 from web.openapi import openapi_document
@@ -71,7 +71,7 @@ def inline_code(text: str) -> Markup:
 
 
 def _jobs() -> ModuleType:
-    from tasks import jobs  # on first use: serving the form needs no Celery
+    from tasks import jobs  # on first use: serving the form needs no image stack
 
     return jobs
 
@@ -281,7 +281,7 @@ def check() -> tuple[str, int] | str:
         if not spec_text or spec_text == "custom":
             raise ApiError(422, "missing_spec", "Choose a document.")
         spec = parse_spec_arg(spec_text)
-        report = _checks().check_upload(state().settings, data, spec_text, _declarations(form))
+        report = _checks().check_upload(services(), data, spec_text, _declarations(form))
     except (ApiError, IdPhotoError) as exc:
         status = status_of(exc)
         return _check_page(error=error_text(exc.code, limit_mb), values=values), status
@@ -361,7 +361,7 @@ def _has_file(name: str) -> bool:
 def _record(job_id: str) -> dict[str, Any] | None:
     if not _JOB_ID.match(job_id):
         return None
-    return _jobs().get_job(state().settings, job_id)
+    return _jobs().get_job(services(), job_id)
 
 
 def _spec_of(record: dict[str, Any]) -> Any | None:
@@ -407,7 +407,7 @@ def job(job_id: str) -> Response | tuple[str, int] | str:
     settings = state().settings
     job_state = record.get("state")
     spec = _spec_of(record)
-    links = _jobs().job_links(settings, record) if job_state == "done" else {}
+    links = _jobs().job_links(services(), record) if job_state == "done" else {}
     report = describe(record.get("report"), spec.height_mm if spec else None)
     accepted = list(spec.backgrounds) if spec else ["white"]
     limit_mb = f"{settings.max_upload_bytes / (1024 * 1024):g}"
@@ -440,7 +440,7 @@ def recompose(job_id: str) -> Response | tuple[str, int]:
     if _record(job_id) is None:
         return _not_found_page()
     admit(segment=False)
-    new_id = _jobs().recompose(state().settings, job_id, background=_background(request.form))
+    new_id = _jobs().recompose(services(), job_id, background=_background(request.form))
     return redirect(url_for("ui.job", job_id=new_id), code=303)  # type: ignore[return-value]
 
 
@@ -448,7 +448,7 @@ def recompose(job_id: str) -> Response | tuple[str, int]:
 def delete(job_id: str) -> tuple[str, int] | str:
     """The "delete my photo now" button without JavaScript."""
     check_csrf(current_app._get_current_object())  # type: ignore[attr-defined]
-    if not (_JOB_ID.match(job_id) and _jobs().delete_job(state().settings, job_id)):
+    if not (_JOB_ID.match(job_id) and _jobs().delete_job(services(), job_id)):
         return _not_found_page()
     return render_template("gone.html", message=strings("")["deleted"], deleted=True)
 

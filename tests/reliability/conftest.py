@@ -27,8 +27,9 @@ import requests
 
 from config.settings import Settings
 from idphoto.serve import settings_environ
-from tasks.app import celery_for
+from tasks.app import connect
 from tasks.jobs import get_job, submit_job
+from tasks.services import Services
 from tests.conftest import S3Server
 from tests.reliability import harness
 from tests.web.conftest import live_app
@@ -48,6 +49,10 @@ class Cluster:
     web_log: Path
     tag: str
     created: list[str] = field(default_factory=list)  # every job id the tests were given
+    services: Services = field(init=False)  # what the tests submit through, as the web app does
+
+    def __post_init__(self) -> None:
+        self.services = connect(self.settings)
 
     @property
     def workers(self) -> list[harness.Supervised]:
@@ -65,9 +70,8 @@ class Cluster:
         settings: Settings | None = None,
     ) -> str:
         """A job through `tasks.jobs.submit_job`, as the web app submits it."""
-        job_id = submit_job(
-            settings or self.settings, data, spec=spec, background=background, options=options
-        )
+        services = connect(settings) if settings is not None else self.services
+        job_id = submit_job(services, data, spec=spec, background=background, options=options)
         self.created.append(job_id)
         return job_id
 
@@ -90,7 +94,7 @@ class Cluster:
         return response
 
     def get(self, job_id: str) -> dict | None:
-        return get_job(self.settings, job_id)
+        return get_job(self.services, job_id)
 
     def wait(self, ids: list[str], timeout: float = JOB_TIMEOUT_S) -> dict[str, dict | None]:
         return harness.wait_terminal(self.get, ids, timeout)
@@ -106,8 +110,7 @@ class Cluster:
 
     def ping(self, timeout: float = 3.0) -> dict[str, Any]:
         """``celery inspect ping`` over the broker: node name -> reply, for every worker."""
-
-        app = celery_for(self.settings)
+        app = self.services.celery
         with app.connection_for_write() as conn:  # a new connection: the pooled one may be stale
             replies = app.control.ping(timeout=timeout, connection=conn) or []
         return {name: reply for item in replies for name, reply in item.items()}

@@ -26,7 +26,7 @@ from PIL import Image
 
 from idphoto.samples import sample_path
 from idphoto.serve import settings_environ
-from tasks.app import celery_for
+from tasks.app import make_celery
 from tests.reliability import harness
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_time_limit_fails_the_job_and_replaces_the_child(
         assert after and not set(after) & set(before), (before, after)
         assert worker.output().count("loaded") >= 2, worker.output()[-3000:]
         assert worker.proc.poll() is None
-        app = celery_for(limited)
+        app = make_celery(limited)
         with app.connection_for_write() as conn:
             replies = app.control.ping(timeout=3, connection=conn) or []
         assert any(name.startswith(f"limited-{cluster.tag}@") for r in replies for name in r)

@@ -28,8 +28,9 @@ from pipeline.encode import unpack_matte
 from pipeline.errors import BadParameter, ImageTooLarge, UnknownSpec, UnsupportedImage
 from storage import make_store
 from tasks import keys
-from tasks.app import COMPOSITE, MATTE_REFINE, SEGMENT, STORE
+from tasks.app import COMPOSITE, MATTE_REFINE, SEGMENT, STORE, connect
 from tasks.jobs import JobNotFound, delete_job, get_job, job_links, recompose, submit_job
+from tasks.services import Services
 from tests.tasks import msglog, opslog
 
 pytestmark = pytest.mark.integration
@@ -42,6 +43,7 @@ PORTRAITS = ("grace_hopper", "astronaut")
 @dataclass
 class Chain:
     settings: Settings
+    services: Services
     gpu_name: str
     cpu_name: str
     test_log: Path
@@ -60,12 +62,12 @@ class Chain:
         return self.s3.client().get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
 
 
-def wait_done(settings: Settings, job_id: str, timeout: float = 180) -> dict[str, Any]:
+def wait_done(services: Services, job_id: str, timeout: float = 180) -> dict[str, Any]:
     """The job's record once it is done or failed."""
     deadline = time.monotonic() + timeout
     record = None
     while time.monotonic() < deadline:
-        record = get_job(settings, job_id)
+        record = get_job(services, job_id)
         if record and record["state"] in ("done", "failed"):
             return record
         time.sleep(0.05)
@@ -109,6 +111,7 @@ def chain(
     cpu.wait_ready()
     yield Chain(
         settings=settings,
+        services=connect(settings),
         gpu_name=f"gpu-{tag}@",
         cpu_name=f"cpu-{tag}@",
         test_log=logs / "test.jsonl",
@@ -138,12 +141,12 @@ def portrait_jobs(chain: Chain) -> dict[str, tuple[str, dict[str, Any], float]]:
     """Both portraits submitted together; name -> (job id, final record, seconds to done)."""
     began = time.monotonic()
     ids = {
-        name: submit_job(chain.settings, sample_path(name).read_bytes(), spec=SPEC)
+        name: submit_job(chain.services, sample_path(name).read_bytes(), spec=SPEC)
         for name in PORTRAITS
     }
     out = {}
     for name, job_id in ids.items():
-        record = wait_done(chain.settings, job_id)
+        record = wait_done(chain.services, job_id)
         out[name] = (job_id, record, time.monotonic() - began)
     return out
 
@@ -245,7 +248,7 @@ def test_portraits_end_done_with_outputs_in_s3(
         assert stages["matte_refine"]["matte_bytes"] == len(packed)
         assert 0 < (matte[..., 3] > 127).mean() < 1  # a person on a background
 
-        links = job_links(chain.settings, record, expires_s=60)
+        links = job_links(chain.services, record, expires_s=60)
         assert set(links) == set(outputs)
         assert links["photo"].startswith(chain.s3.public_endpoint)
         with urllib.request.urlopen(links["photo"], timeout=10) as response:
@@ -259,8 +262,8 @@ def test_same_photo_again_skips_segmentation(
     first_id, first, _ = portrait_jobs["grace_hopper"]
     data = sample_path("grace_hopper").read_bytes()
     began = time.monotonic()
-    job_id = submit_job(chain.settings, data, spec=OTHER_SPEC, background="light-grey")
-    record = wait_done(chain.settings, job_id)
+    job_id = submit_job(chain.services, data, spec=OTHER_SPEC, background="light-grey")
+    record = wait_done(chain.services, job_id)
     seconds = time.monotonic() - began
     first_s = first["timestamps"]["done"] - first["timestamps"]["queued"]
     second_s = record["timestamps"]["done"] - record["timestamps"]["queued"]
@@ -280,8 +283,8 @@ def test_same_photo_again_skips_segmentation(
 
     # The identical request again: outputs reused, done at once, nothing queued.
     sent = len(msglog.read(chain.test_log))
-    again = submit_job(chain.settings, data, spec=SPEC)
-    reused = get_job(chain.settings, again)
+    again = submit_job(chain.services, data, spec=SPEC)
+    reused = get_job(chain.services, again)
     assert reused is not None and reused["state"] == "done"
     assert reused["reused_from"] == first_id
     assert len(msglog.read(chain.test_log)) == sent
@@ -295,7 +298,7 @@ def test_client_scoped_cache_is_kept_to_its_client(
     """``cache_scope = "client"``: the same bytes find a matte made for the same client only
     (grace_hopper's shared matte, made above, is no one's in particular), and an identical
     request from another client runs again instead of copying the first one's outputs."""
-    scoped = replace(chain.settings, cache_scope="client")
+    scoped = connect(replace(chain.settings, cache_scope="client"))
     data = sample_path("grace_hopper").read_bytes()
 
     def run(spec: str, client: str | None) -> dict[str, Any]:
@@ -320,8 +323,8 @@ def test_client_scoped_cache_is_kept_to_its_client(
 def test_no_face_fails_fast_without_segmentation(chain: Chain) -> None:
     data = _gradient_jpeg()
     began = time.monotonic()
-    job_id = submit_job(chain.settings, data, spec=SPEC)
-    record = wait_done(chain.settings, job_id)
+    job_id = submit_job(chain.services, data, spec=SPEC)
+    record = wait_done(chain.services, job_id)
     seconds = time.monotonic() - began
     ts = record["timestamps"]
     picked_to_failed = ts["failed"] - ts["segmenting"]
@@ -355,16 +358,16 @@ def test_no_face_fails_fast_without_segmentation(chain: Chain) -> None:
 def test_bad_requests_raise_before_anything_is_stored_or_queued(
     chain: Chain, kwargs: dict[str, Any], data: bytes | None, error: type, code: str
 ) -> None:
-    settings = chain.settings
+    services = chain.services
     if error is ImageTooLarge:
         from dataclasses import replace
 
-        settings = replace(settings, max_upload_bytes=16)
+        services = connect(replace(chain.settings, max_upload_bytes=16))
     body = _gradient_jpeg() + b"x" if data is None else data  # a new hash: would be stored
     sent = len(msglog.read(chain.test_log))
     inputs = chain.store.list("inputs/")
     with pytest.raises(error) as caught:
-        submit_job(settings, body, **kwargs)
+        submit_job(services, body, **kwargs)
     assert caught.value.code == code
     assert len(msglog.read(chain.test_log)) == sent
     assert chain.store.list("inputs/") == inputs
@@ -375,8 +378,8 @@ def test_recompose_and_delete_remove_every_object(
 ) -> None:
     job_id, original, _ = portrait_jobs["astronaut"]
     sha, model = original["sha256"], original["model"]
-    new_id = recompose(chain.settings, job_id, background="blue")
-    record = wait_done(chain.settings, new_id)
+    new_id = recompose(chain.services, job_id, background="blue")
+    record = wait_done(chain.services, new_id)
     assert record["state"] == "done" and record["matte_cached"] is True, record
     assert record["parent"] == job_id
     assert record["background"] == parse_background("blue").name
@@ -384,16 +387,16 @@ def test_recompose_and_delete_remove_every_object(
     assert list(record["stages"]) == ["segment", "matte_refine", "composite", "store"]
     assert record["stages"]["segment"] == {"status": "ok", "cached": True}
     with pytest.raises(JobNotFound):
-        recompose(chain.settings, "x" * 22)
+        recompose(chain.services, "x" * 22)
 
     assert chain.store.list(f"jobs/{new_id}/")
-    assert delete_job(chain.settings, new_id) is True
+    assert delete_job(chain.services, new_id) is True
     assert chain.store.list(f"jobs/{new_id}/") == []
-    assert get_job(chain.settings, new_id) is None
-    assert delete_job(chain.settings, new_id) is False
+    assert get_job(chain.services, new_id) is None
+    assert delete_job(chain.services, new_id) is False
     assert chain.store.exists(keys.matte_key(sha, model))  # the original job still uses it
 
-    assert delete_job(chain.settings, job_id) is True
+    assert delete_job(chain.services, job_id) is True
     assert chain.store.list(f"jobs/{job_id}/") == []
     for prefix in (keys.input_key(sha), keys.mask_prefix(sha), keys.matte_prefix(sha)):
         assert chain.store.list(prefix) == [], prefix
@@ -418,8 +421,8 @@ def test_a_new_photo_costs_four_writes_and_reads_back_nothing(chain: Chain, tmp_
     uninstall = opslog.install_s3(mine)
     try:
         with opslog.RedisWrites(chain.redis_url, chain.key_prefix) as redis_writes:
-            job_id = submit_job(chain.settings, data, spec=SPEC)
-            record = wait_done(chain.settings, job_id)
+            job_id = submit_job(chain.services, data, spec=SPEC)
+            record = wait_done(chain.services, job_id)
     finally:
         uninstall()
     assert record["state"] == "done", record

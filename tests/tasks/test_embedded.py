@@ -20,9 +20,10 @@ from config.settings import Settings
 from idphoto.samples import sample_path
 from pipeline.encode import unpack_matte
 from storage import make_store
-from tasks.app import celery_for
+from tasks.app import connect
 from tasks.jobs import delete_job, get_job, submit_job
 from tasks.jobstore import FileJobStore, make_jobstore
+from tasks.services import Services
 
 SPEC = "icao-35x45"
 
@@ -38,11 +39,11 @@ def _settings(root: Path) -> tuple[Settings, dict[str, str]]:
     return Settings.from_env({**os.environ, **env}), env
 
 
-def _wait(settings: Settings, job_id: str, timeout: float = 180) -> dict[str, Any]:
+def _wait(services: Services, job_id: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     record = None
     while time.monotonic() < deadline:
-        record = get_job(settings, job_id)
+        record = get_job(services, job_id)
         if record and record["state"] in ("done", "failed"):
             return record
         time.sleep(0.05)
@@ -56,8 +57,9 @@ def test_embedded_job_runs_through_real_worker_processes(tmp_path: Path, start_w
     worker = start_worker(env, "gpu,cpu", name)
     worker.wait_ready(also="loaded")
     began = time.monotonic()
-    job_id = submit_job(settings, sample_path("astronaut").read_bytes(), spec=SPEC)
-    record = _wait(settings, job_id)
+    services = connect(settings)
+    job_id = submit_job(services, sample_path("astronaut").read_bytes(), spec=SPEC)
+    record = _wait(services, job_id)
     print(f"embedded job done in {time.monotonic() - began:.1f} s")
     worker.stop()
 
@@ -78,7 +80,7 @@ def test_embedded_job_runs_through_real_worker_processes(tmp_path: Path, start_w
     assert sum(n.endswith(".cpu.msg") for n in claimed) >= 3
     assert not list((state / "broker" / "queue").iterdir())
 
-    assert delete_job(settings, job_id) is True
+    assert delete_job(services, job_id) is True
     assert store.list("") == []
 
 
@@ -89,8 +91,9 @@ def test_eager_option_runs_the_chain_in_process(tmp_path: Path) -> None:
     img = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
     buf = io.BytesIO()
     img.save(buf, "PNG")
-    job_id = submit_job(settings, buf.getvalue(), spec=SPEC)
-    record = get_job(settings, job_id)
+    services = connect(settings)
+    job_id = submit_job(services, buf.getvalue(), spec=SPEC)
+    record = get_job(services, job_id)
     assert record is not None and record["state"] == "failed", record
     assert record["reason"] == "no_face"
     assert record["stages"]["segment"]["status"] == "failed"
@@ -105,14 +108,13 @@ def test_a_second_composite_of_a_job_stores_each_output_once(tmp_path: Path) -> 
     from tasks import keys
     from tasks.app import COMPOSITE, STORE
     from tasks.pipeline import CONTEXT_VERSION
-    from tasks.services import services_for
 
     settings = replace(_settings(tmp_path)[0], task_always_eager=True)
     data = sample_path("grace_hopper").read_bytes()
-    first = get_job(settings, submit_job(settings, data, spec=SPEC))
+    services = connect(settings)
+    first = get_job(services, submit_job(services, data, spec=SPEC))
     assert first is not None and first["state"] == "done", first
-    services = services_for(settings)
-    app = celery_for(services.settings)
+    app = services.celery
     job_id = "second-composite-" + uuid.uuid4().hex[:8]
     services.jobstore.create(
         job_id, {"state": "refining", "sha256": first["sha256"], "model": first["model"]}
@@ -156,19 +158,18 @@ def test_refine_without_a_stored_region_decodes_the_upload_again(tmp_path: Path)
     from tasks import keys
     from tasks.app import MATTE_REFINE, SEGMENT
     from tasks.pipeline import CONTEXT_VERSION
-    from tasks.services import services_for
 
     settings = replace(_settings(tmp_path)[0], task_always_eager=True)
     data = sample_path("grace_hopper").read_bytes()
-    first = get_job(settings, submit_job(settings, data, spec=SPEC))
+    services = connect(settings)
+    first = get_job(services, submit_job(services, data, spec=SPEC))
     assert first is not None and first["state"] == "done", first
-    services = services_for(settings)
     store, sha, model = services.store, first["sha256"], first["model"]
     matte_key, region_key = keys.matte_key(sha, model), keys.region_key(sha, model)
     coarse_key = keys.coarse_key(sha, model)
     assert not store.exists(region_key) and not store.exists(coarse_key)
     made_by_the_chain = store.get(matte_key)
-    app = celery_for(services.settings)
+    app = services.celery
 
     def run(task: str, *, drop_region: bool) -> dict:
         job_id = "refine-fallback-" + uuid.uuid4().hex[:8]

@@ -14,7 +14,7 @@ from typing import Any
 
 from config.settings import Settings
 from idphoto.samples import sample_path
-from tasks.app import GPU_QUEUE, declare_topology, make_celery
+from tasks.app import GPU_QUEUE, connect, declare_topology
 from tasks.jobs import get_job, submit_job
 
 
@@ -31,18 +31,19 @@ def test_a_job_whose_message_was_purged_fails_as_lost(
         secret_key="lost-test",
         job_lost_queued_s=2,
     )
-    app = make_celery(settings)
+    services = connect(settings)
+    app = services.celery
     declare_topology(app)
     photo = sample_path("grace_hopper").read_bytes() + uuid.uuid4().bytes  # unique bytes
-    job_id = submit_job(settings, photo, spec="us-passport")
-    assert get_job(settings, job_id)["state"] == "queued"
+    job_id = submit_job(services, photo, spec="us-passport")
+    assert get_job(services, job_id)["state"] == "queued"
     with app.connection_for_write() as conn:
         purged = conn.default_channel.queue_purge(GPU_QUEUE)
     assert purged == 1
-    assert get_job(settings, job_id)["state"] == "queued"  # within the deadline: still waiting
+    assert get_job(services, job_id)["state"] == "queued"  # within the deadline: still waiting
     time.sleep(2.5)
-    record = get_job(settings, job_id)
+    record = get_job(services, job_id)
     assert record["state"] == "failed" and record["reason"] == "lost", record
     assert record["waiting_for"] == "segment" and record["lost_in"] == "queued"
     assert "segment" in record["message"] and record["timestamps"]["failed"]
-    assert get_job(settings, job_id)["state"] == "failed"  # once, and it stays so
+    assert get_job(services, job_id)["state"] == "failed"  # once, and it stays so

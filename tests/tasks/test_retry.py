@@ -13,6 +13,7 @@ import pytest
 from config.settings import Settings
 from idphoto.samples import sample_path
 from storage import make_store
+from tasks.app import connect
 from tasks.jobs import get_job, submit_job
 from tests.conftest import free_ports
 
@@ -45,11 +46,12 @@ def test_storage_outage_is_retried_then_fails_the_job(
     )
     worker.wait_ready(also="loaded")
     make_store(settings).ensure_ready()  # `idphoto storage init`, as a deployment runs it first
-    job_id = submit_job(settings, sample_path("grace_hopper").read_bytes(), spec="us-passport")
+    services = connect(settings)
+    job_id = submit_job(services, sample_path("grace_hopper").read_bytes(), spec="us-passport")
     deadline = time.monotonic() + 120
     record = None
     while time.monotonic() < deadline:
-        record = get_job(settings, job_id)
+        record = get_job(services, job_id)
         if record and record["state"] in ("done", "failed"):
             break
         time.sleep(0.1)

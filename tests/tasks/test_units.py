@@ -20,10 +20,11 @@ from config.settings import Settings
 from pipeline.errors import BadParameter, NoFaceError
 from storage.errors import ObjectNotFound, StorageUnavailable
 from tasks import keys, startup
-from tasks.app import COMPOSITE, FAIL_JOB, MATTE_REFINE, SEGMENT, STORE, make_celery
+from tasks.app import COMPOSITE, FAIL_JOB, MATTE_REFINE, SEGMENT, STORE, connect, make_celery
 from tasks.jobs import _options
 from tasks.jobstore import FileJobStore, JobStore, RedisJobStore, make_jobstore
 from tasks.pipeline import _stage, failure_of, request_fingerprint
+from tasks.services import Services
 from tasks.worker import worker_argv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,9 +230,9 @@ def test_file_jobstore_expires_records(tmp_path: Path) -> None:
     assert store.get("j") is None
 
 
-def _fake_task(settings: Settings, *, redelivered: bool = False) -> Any:
+def _fake_task(services: Services, *, redelivered: bool = False) -> Any:
     return SimpleNamespace(
-        app=SimpleNamespace(idphoto_settings=settings),
+        app=SimpleNamespace(idphoto_settings=services.settings, idphoto_services=services),
         request=SimpleNamespace(
             delivery_info={"redelivered": redelivered}, hostname="cpu-1@host", retries=0
         ),
@@ -243,13 +244,12 @@ def _embedded(tmp_path: Path) -> Settings:
 
 
 def test_stage_records_worker_duration_and_failure(tmp_path: Path) -> None:
-    from tasks.services import services_for
-
     settings = _embedded(tmp_path)
-    jobs = services_for(settings).jobstore
+    svc = Services(settings)
+    jobs = svc.jobstore
     ctx = {"job_id": "j" * 22, "sha256": "a" * 64}
     jobs.create(ctx["job_id"], {"state": "queued"})
-    with _stage(_fake_task(settings), ctx, "composite", "compositing", announce=True) as info:
+    with _stage(_fake_task(svc), ctx, "composite", "compositing", announce=True) as info:
         info["extra"] = 1
         running = jobs.get(ctx["job_id"])  # the start is written (announce)
         spent = time.thread_time() + 0.05
@@ -264,14 +264,14 @@ def test_stage_records_worker_duration_and_failure(tmp_path: Path) -> None:
     assert stage["cpu_s"] >= 0.05 and stage["duration_s"] >= 0.05, stage
     assert jobs.get(ctx["job_id"])["stages"]["composite"]["status"] == "running"  # type: ignore[index]
     # A stage that does not announce itself writes nothing when it goes well...
-    with _stage(_fake_task(settings), ctx, "store", "storing", announce=False):
+    with _stage(_fake_task(svc), ctx, "store", "storing", announce=False):
         pass
     assert "store" not in jobs.get(ctx["job_id"])["stages"]  # type: ignore[index]
     assert ctx["stages"]["store"]["status"] == "ok"  # type: ignore[index]
     # ...and its failure at once.
     with (
         pytest.raises(NoFaceError),
-        _stage(_fake_task(settings), ctx, "store", "storing", announce=False),
+        _stage(_fake_task(svc), ctx, "store", "storing", announce=False),
     ):
         raise NoFaceError()
     stage = jobs.get(ctx["job_id"])["stages"]["store"]  # type: ignore[index]
@@ -279,21 +279,16 @@ def test_stage_records_worker_duration_and_failure(tmp_path: Path) -> None:
 
 
 def test_a_stage_that_keeps_killing_workers_fails_the_job(tmp_path: Path) -> None:
-    from tasks.services import services_for
-
     settings = _embedded(tmp_path)
-    jobs = services_for(settings).jobstore
+    svc = Services(settings)
+    jobs = svc.jobstore
     ctx = {"job_id": "k" * 22, "sha256": "a" * 64}
     jobs.create(ctx["job_id"], {"state": "segmenting"})
     for _ in range(settings.max_redeliveries):
-        with _stage(
-            _fake_task(settings, redelivered=True), ctx, "segment", "segmenting", announce=True
-        ):
+        with _stage(_fake_task(svc, redelivered=True), ctx, "segment", "segmenting", announce=True):
             pass
     with pytest.raises(Ignore):
-        with _stage(
-            _fake_task(settings, redelivered=True), ctx, "segment", "segmenting", announce=True
-        ):
+        with _stage(_fake_task(svc, redelivered=True), ctx, "segment", "segmenting", announce=True):
             pytest.fail("must not run again")
     record = jobs.get(ctx["job_id"])
     assert record is not None and record["state"] == "failed"
@@ -302,31 +297,28 @@ def test_a_stage_that_keeps_killing_workers_fails_the_job(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("announce", [True, False])
 def test_a_task_for_a_deleted_job_stops_and_cleans_up(tmp_path: Path, announce: bool) -> None:
-    from tasks.services import services_for
-
     settings = _embedded(tmp_path)
-    svc = services_for(settings)
+    svc = Services(settings)
     svc.ready_store()
     sha = "b" * 64
     ctx = {"job_id": "d" * 22, "sha256": sha}
     svc.store.put(keys.input_key(sha), b"photo")
     svc.store.put(keys.output_key(ctx["job_id"], "photo", "jpg"), b"out")
     with pytest.raises(Ignore):
-        with _stage(_fake_task(settings), ctx, "composite", "compositing", announce=announce):
+        with _stage(_fake_task(svc), ctx, "composite", "compositing", announce=announce):
             pytest.fail("must not run")
     assert svc.store.list("") == []
 
 
 def test_a_task_for_a_finished_job_is_skipped(tmp_path: Path) -> None:
-    from tasks.services import services_for
-
     settings = _embedded(tmp_path)
-    jobs = services_for(settings).jobstore
+    svc = Services(settings)
+    jobs = svc.jobstore
     ctx = {"job_id": "f" * 22, "sha256": "a" * 64}
     jobs.create(ctx["job_id"], {"state": "failed"})
     for announce in (True, False):
         with pytest.raises(Ignore):
-            with _stage(_fake_task(settings), ctx, "composite", "compositing", announce=announce):
+            with _stage(_fake_task(svc), ctx, "composite", "compositing", announce=announce):
                 pytest.fail("must not run")
     assert jobs.get(ctx["job_id"])["stages"] == {}  # type: ignore[index]
 
@@ -359,10 +351,9 @@ def test_a_job_whose_photo_cannot_be_stored_leaves_no_record(
     when storing fails, both are taken back and the caller gets the storage error."""
     from idphoto.samples import sample_path
     from tasks.jobs import submit_job
-    from tasks.services import services_for
 
     settings = _embedded(tmp_path)
-    svc = services_for(settings)
+    svc = connect(settings)
     created: list[str] = []
     real_create = svc.jobstore.create
 
@@ -377,7 +368,7 @@ def test_a_job_whose_photo_cannot_be_stored_leaves_no_record(
     monkeypatch.setattr(svc.store, "put", put)
     data = sample_path("grace_hopper").read_bytes()
     with pytest.raises(StorageUnavailable):
-        submit_job(settings, data, spec="us-passport")
+        submit_job(svc, data, spec="us-passport")
     assert len(created) == 1 and svc.jobstore.get(created[0]) is None
     sha = hashlib.sha256(data).hexdigest()
     assert svc.jobstore.remove_ref(sha, "someone-else") == 0  # no reference was left behind
