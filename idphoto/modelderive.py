@@ -21,13 +21,14 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from config.models import ARTEFACTS, DERIVED, ISNET_MEDIUM, DerivedModel
+from config.models import ARTEFACTS, DERIVED, ISNET_MEDIUM, DerivedModel, ModelArtefact
 from config.settings import Settings
 from idphoto.modelfetch import ModelFetchError, is_present, sha256_file
 from pipeline.decode import decode
@@ -325,7 +326,7 @@ def file_precision(path: Path) -> str:
     return "fp16" if halves > counts.get(TensorProto.FLOAT, 0) else "fp32"
 
 
-def model_table(settings: Settings) -> list[dict[str, object]]:
+def model_table(settings: Settings) -> list[dict[str, Any]]:
     """Every model (fetched and derived): name, path, sha256 (None where the file is missing or
     does not match), precision, execution provider, and ``selected``: loaded by a CPU segment
     worker on this machine with these settings (the detectors always; one ISNet file)."""
@@ -333,8 +334,9 @@ def model_table(settings: Settings) -> list[dict[str, object]]:
         settings.models_dir, precision=settings.segment_precision, device="cpu"
     )
     isnet_provider = choose_isnet(settings.models_dir, device=settings.device).provider
-    rows: list[dict[str, object]] = []
-    for item in [*ARTEFACTS.values(), *DERIVED.values()]:
+    rows: list[dict[str, Any]] = []
+    items: list[ModelArtefact | DerivedModel] = [*ARTEFACTS.values(), *DERIVED.values()]
+    for item in items:
         path = settings.models_dir / item.filename
         ok = path.is_file() and is_present(settings.models_dir, item)
         is_isnet = item.filename in ISNET_FILES.values()

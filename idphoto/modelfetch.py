@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from config.models import ARTEFACTS, ModelArtefact
+from config.models import ARTEFACTS, DerivedModel, ModelArtefact
 
 
 class ModelFetchError(RuntimeError):
@@ -36,7 +36,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def is_present(models_dir: Path, artefact: ModelArtefact) -> bool:
+def is_present(models_dir: Path, artefact: ModelArtefact | DerivedModel) -> bool:
     path = models_dir / artefact.filename
     if not path.is_file():
         return False

@@ -85,7 +85,7 @@ def convert(tflite_bytes: bytes, graph_name: str = "model") -> bytes:
     inits: list[Any] = []
     names: dict[int, str] = {}  # tensor index -> ONNX value name holding it in NCHW (if 4-D)
 
-    def add_init(name: str, arr: np.ndarray) -> str:
+    def add_init(name: str, arr: np.ndarray | np.generic) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
 

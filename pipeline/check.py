@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from config.contracts import Check, Report
 from config.specs import PhotoSpec
 from pipeline.composite import parse_background
 from pipeline.decode import decode
@@ -96,7 +97,7 @@ def check_photo(
     *,
     max_pixels: int = 50_000_000,
     declared: Declared | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """The report of an existing photo against ``spec`` (same shape as a made photo's)."""
     decoded = decode(data, max_pixels=max_pixels)
     rgb = np.asarray(decoded.image.convert("RGB"))
@@ -145,7 +146,7 @@ def check_photo(
         "background_luma_std": round(bg_std, 3),
     }
     want_h = spec.height_px_range
-    checks: list[dict[str, Any] | None] = [
+    checks: list[Check | None] = [
         _check("width_px", w, spec.width_px, w == spec.width_px, "px")
         if want_h is None
         else _check("height_px", h, list(want_h), want_h[0] <= h <= want_h[1], "px"),

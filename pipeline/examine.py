@@ -25,13 +25,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from config.contracts import Check, Level
 from config.specs import Rules
 from pipeline.declared import Declared
 from pipeline.landmarks import FaceLandmarks
 
-REQUIRED = "required"
-REVIEW = "review"
-ADVISORY = "advisory"
+REQUIRED: Level = "required"
+REVIEW: Level = "review"
+ADVISORY: Level = "advisory"
 
 # --- mesh indices (MediaPipe face mesh, 468 points + 10 iris points) --------------------------
 _FOREHEAD = (10, 109, 338, 67, 297, 151)  # upper forehead to the brow middle
@@ -308,13 +309,13 @@ def _check(
     value: Any,
     limit: Any,
     ok: bool,
-    level: str,
+    level: Level,
     message: str,
     *,
     unit: str = "",
     heuristic: bool = False,
-) -> dict[str, Any]:
-    out = {
+) -> Check:
+    out: Check = {
         "check": name,
         "value": value,
         "limit": limit,
@@ -339,8 +340,8 @@ def _graded(
     *,
     unit: str = "",
     heuristic: bool = False,
-    level_bad: str = REQUIRED,
-) -> dict[str, Any]:
+    level_bad: Level = REQUIRED,
+) -> Check:
     """A check that fails when ``bad``, asks for review in the ``grey`` zone, else passes."""
     if bad:
         return _check(
@@ -367,7 +368,7 @@ def examine(
     *,
     crown_y: float | None = None,
     declared: Declared | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[Check], dict[str, Any]]:
     """The examiner's checks on ``rgb`` (H x W x 3 uint8) with ``lm`` in its pixels.
 
     Returns (checks, measures). ``crown_y`` (the top of the head in ``rgb``, when known) helps
@@ -375,7 +376,7 @@ def examine(
     """
     declared = declared or Declared()
     m: dict[str, Any] = {}
-    checks: list[dict[str, Any]] = []
+    checks: list[Check] = []
 
     eye_open = lm.eye_open
     m["eye_open"] = round(eye_open, 3)

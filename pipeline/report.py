@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from config.contracts import Check, Level, Report, VerdictFields
 from config.specs import PhotoSpec
 from pipeline.composite import Background, parse_background
 from pipeline.encode import Encoded, strip_check
@@ -35,9 +36,11 @@ from pipeline.geometry import BOTTOM_CONTINUE_QUIET, Placement, to_output
 from pipeline.landmarks import FaceLandmarks
 from pipeline.types import KEYPOINT_NAMES, Face, Point
 
-REQUIRED = "required"
-ADVISORY = "advisory"
-REVIEW = "review"  # a failure needs a person's look: the verdict becomes "review", not "fail"
+REQUIRED: Level = "required"
+ADVISORY: Level = "advisory"
+REVIEW: Level = (
+    "review"  # a failure needs a person's look: the verdict becomes "review", not "fail"
+)
 
 # --- limits -----------------------------------------------------------------------------------
 
@@ -288,7 +291,7 @@ def background_uniformity(luma: np.ndarray, alpha: np.ndarray) -> tuple[float, f
 # --- the report -------------------------------------------------------------------------------
 
 
-def file_size_check(spec: PhotoSpec, n: int) -> dict[str, Any] | None:
+def file_size_check(spec: PhotoSpec, n: int) -> Check | None:
     """The file's size against the spec's limits in bytes (None where it sets none)."""
     lo, hi = spec.kb_bytes
     if not (lo or hi):
@@ -298,8 +301,8 @@ def file_size_check(spec: PhotoSpec, n: int) -> dict[str, Any] | None:
 
 
 def _check(
-    name: str, value: Any, limit: Any, ok: bool, unit: str = "", level: str = REQUIRED
-) -> dict[str, Any]:
+    name: str, value: Any, limit: Any, ok: bool, unit: str = "", level: Level = REQUIRED
+) -> Check:
     return {
         "check": name,
         "value": value,
@@ -315,8 +318,8 @@ def _band(
     value: float,
     band: tuple[float, float] | None,
     unit: str = "fraction",
-    level: str = REQUIRED,
-) -> dict[str, Any] | None:
+    level: Level = REQUIRED,
+) -> Check | None:
     if band is None:
         return None
     lo, hi = band
@@ -342,7 +345,7 @@ def build_report(
     alpha: np.ndarray | None = None,
     landmarks: FaceLandmarks | None = None,
     declared: Declared | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """The report for one composed photo.
 
     ``face`` is the sitter's face in REGION-image pixels (mapped into the output here with the
@@ -395,7 +398,7 @@ def build_report(
         "continued_bottom_fraction": round(placement.continued_px / placement.height, 4),
     }
     meta = strip_check(encoded.data)
-    checks: list[dict[str, Any] | None] = [
+    checks: list[Check | None] = [
         _check("width_px", encoded.width, spec.width_px, encoded.width == spec.width_px, "px")
         if spec.height_px_range is None
         else _check(
@@ -490,7 +493,7 @@ def build_report(
     }
 
 
-def verdict_of(checks: list[dict[str, Any]]) -> dict[str, Any]:
+def verdict_of(checks: list[Check]) -> VerdictFields:
     """The three-way verdict of a list of checks, with the names behind it: ``fail`` when a
     required check fails (``failed``), else ``review`` when a review-level one does
     (``review``), else ``pass``; advisory failures are ``warnings`` and change nothing."""
@@ -506,7 +509,7 @@ def verdict_of(checks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _pose_checks(
     kp: Mapping[str, Point], width: float, measures: dict[str, Any], *, estimates: bool = True
-) -> list[dict[str, Any] | None]:
+) -> list[Check | None]:
     mid, _, _, _ = _eye_frame(kp)
     centring = float(mid[0]) / width
     yaw, pitch, yaw_ears = estimate_yaw(kp), estimate_pitch(kp), estimate_yaw_ears(kp)
@@ -514,7 +517,7 @@ def _pose_checks(
     measures["yaw_deg"] = round(yaw, 2)
     measures["yaw_ears_deg"] = None if math.isnan(yaw_ears) else round(yaw_ears, 2)
     measures["pitch_deg"] = round(pitch, 2)
-    out: list[dict[str, Any] | None] = [_band("horizontal_centring", centring, CENTRING_BAND)]
+    out: list[Check | None] = [_band("horizontal_centring", centring, CENTRING_BAND)]
     if not estimates:  # the landmarks' fitted pose judges yaw and pitch (pipeline.examine)
         return out
     for name, value, limit, level in (
@@ -534,14 +537,14 @@ def _image_checks(
     kp: Mapping[str, Point] | None,
     background: Background,
     measures: dict[str, Any],
-) -> list[dict[str, Any] | None]:
+) -> list[Check | None]:
     rgb = np.asarray(image)
     a = np.asarray(alpha)
     a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
     if rgb.ndim != 3 or rgb.shape[:2] != a.shape:
         raise ValueError(f"image {rgb.shape} and alpha {a.shape} do not match")
     luma = _luma(rgb)
-    out: list[dict[str, Any] | None] = []
+    out: list[Check | None] = []
     if background.kind != "transparent":
         bg = background_uniformity(luma, a)
         if bg is not None:

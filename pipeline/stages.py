@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from config.contracts import Report
 from config.outputs import OUTPUTS
 from config.outputs import check as outputs_check
 from config.specs import PhotoSpec
@@ -69,7 +70,7 @@ TURNED_MIN_SCORE = 0.85
 class Composition:
     photo: Encoded
     cutout: Encoded
-    report: dict[str, Any]
+    report: Report
     image: Image.Image  # the photo before encoding (RGB, or RGBA when transparent)
     sheet: Encoded | None = None  # print sheet (JPEG at 300 dpi), when asked for
     sheet_info: dict[str, Any] | None = None

@@ -101,7 +101,7 @@ def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
 
 def attach(app: Celery, services: Services) -> None:
     """Make ``services`` the ones ``app``'s tasks use, and ``app`` the one they send through."""
-    app.idphoto_services = services  # type: ignore[attr-defined]  # read by the tasks
+    app.idphoto_services = services  # read by the tasks
     services.celery = app
 
 
@@ -110,7 +110,7 @@ def make_celery(settings: Settings, services: Services | None = None) -> Celery:
     (new ones for ``settings`` when none are given). Connects to nothing."""
     broker_url, transport_options = _broker(settings)
     app = Celery("idphoto", set_as_current=False)
-    app.idphoto_settings = settings  # type: ignore[attr-defined]  # read by tasks and signals
+    app.idphoto_settings = settings  # read by tasks and signals
     attach(app, services or Services(settings))
     app.conf.update(
         broker_url=broker_url,
@@ -165,7 +165,8 @@ def make_celery(settings: Settings, services: Services | None = None) -> Celery:
 def connect(settings: Settings) -> Services:
     """An entry point's services for ``settings``, with the Celery app that sends its chains
     (``services.celery``). Build them once per process and pass them down."""
-    return make_celery(settings).idphoto_services  # type: ignore[attr-defined, no-any-return]
+    services: Services = make_celery(settings).idphoto_services
+    return services
 
 
 def declare_topology(app: Celery) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.catalogue import parse_spec_arg
+from config.contracts import Report
 from pipeline.check import check_photo
 from pipeline.declared import Declared
 from tasks.services import Services
@@ -17,7 +18,7 @@ from tasks.services import Services
 
 def check_upload(
     services: Services, data: bytes, spec: str, options: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> Report:
     """The check report of ``data`` against ``spec`` (domain errors propagate to the edge)."""
     photo_spec = parse_spec_arg(spec)
     declared = Declared.from_options(options)

@@ -33,6 +33,7 @@ from celery import chain
 
 from config import routing
 from config.catalogue import parse_spec_arg
+from config.contracts import JobRecord
 from config.outputs import content_type
 from config.settings import Settings
 from pipeline.composite import parse_background
@@ -166,6 +167,9 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
     previous = services.jobstore.get(previous_id)
     if not previous or previous.get("state") != "done" or not previous.get("outputs"):
         return False
+    report = previous.get("report")
+    if report is None:
+        return False
     outputs: dict[str, str] = {}
     try:
         for name, key in previous["outputs"].items():
@@ -181,7 +185,7 @@ def _reuse(services: Services, job_id: str, fingerprint: str, fields: dict[str, 
         job_id,
         {
             **fields,
-            **done_fields(now, outputs, previous.get("report")),
+            **done_fields(now, outputs, report),
             "reused_from": previous_id,
         },
         ref=fields["sha256"],
@@ -355,7 +359,7 @@ def submit_job(
     )
 
 
-def get_job(services: Services, job_id: str) -> dict[str, Any] | None:
+def get_job(services: Services, job_id: str) -> JobRecord | None:
     """The job record (see `tasks.jobstore`), or None for an unknown/expired/deleted job.
 
     A job that has made no progress past its state's deadline is failed here with reason
@@ -380,7 +384,7 @@ _WAITING_FOR = {
 }
 
 
-def reap_if_lost(settings: Settings, jobstore: Any, record: dict[str, Any], now: float) -> bool:
+def reap_if_lost(settings: Settings, jobstore: Any, record: JobRecord, now: float) -> bool:
     """Fail a job whose message is gone: no progress for ``settings.job_lost_queued_s`` while
     queued, or ``job_lost_running_s`` inside a stage. Nothing else notices a purged queue or a
     lost broker, and the job would read ``queued`` until its record expired (7 days).
@@ -446,7 +450,7 @@ def recompose(
         background if background is not None else record["background"],
         record.get("options"),
     )
-    extra = {k: record[k] for k in ("input_format", "input_bytes") if k in record}
+    extra: dict[str, Any] = {k: record[k] for k in ("input_format", "input_bytes") if k in record}
     return _start(
         services,
         secrets.token_urlsafe(16),

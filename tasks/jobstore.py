@@ -38,18 +38,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from config.contracts import STAGES, STATES, JobRecord, JobState, Report
 from config.settings import Settings
 from storage.errors import StorageUnavailable
 
-STATES = ("queued", "segmenting", "refining", "compositing", "storing", "done", "failed")
-RUNNING_STATES = STATES[:5]
-TERMINAL_STATES = ("done", "failed")
-STAGES = ("segment", "matte_refine", "composite", "store")
+RUNNING_STATES: tuple[JobState, ...] = STATES[:5]
+TERMINAL_STATES: tuple[JobState, ...] = ("done", "failed")
 
 
-def done_fields(now: float, outputs: Mapping[str, str], report: Any) -> dict[str, Any]:
+def done_fields(now: float, outputs: Mapping[str, str], report: Report) -> dict[str, Any]:
     """The fields that end a job ``done`` (the one place they are named)."""
     return {
         "state": "done",
@@ -121,7 +120,7 @@ class JobStore(Protocol):
         """Add one to an integer field and return it (0 when there is no record)."""
         ...
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         """The assembled record, or None."""
         ...
 
@@ -147,7 +146,7 @@ class JobStore(Protocol):
     def recall(self, name: str) -> str | None: ...
 
 
-def assemble(job_id: str, flat: Mapping[str, Any]) -> dict[str, Any]:
+def assemble(job_id: str, flat: Mapping[str, Any]) -> JobRecord:
     """The record callers see: flat ``ts.*`` / ``stage.*`` fields grouped into sub-dicts."""
     record: dict[str, Any] = {"job_id": job_id, "timestamps": {}, "stages": {}}
     for field, value in flat.items():
@@ -162,7 +161,7 @@ def assemble(job_id: str, flat: Mapping[str, Any]) -> dict[str, Any]:
     ordered = {s: record["timestamps"][s] for s in STATES if s in record["timestamps"]}
     record["timestamps"] = ordered
     record["stages"] = {s: record["stages"][s] for s in STAGES if s in record["stages"]}
-    return record
+    return cast(JobRecord, record)  # fields as stored: the writers are typed (config.contracts)
 
 
 # -- Redis -------------------------------------------------------------------------------------
@@ -235,7 +234,8 @@ class RedisJobStore:
 
     def outcomes(self) -> dict[str, int]:
         with self._errors():
-            return {k: int(v) for k, v in self.client.hgetall(self._outcomes).items()}
+            counts = cast("dict[str, str]", self.client.hgetall(self._outcomes))  # decoded
+            return {k: int(v) for k, v in counts.items()}
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -294,9 +294,9 @@ class RedisJobStore:
         with self._errors():
             return int(self._incr(keys=[self._job(job_id)], args=[field]))
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         with self._errors():
-            raw = self.client.hgetall(self._job(job_id))
+            raw = cast("dict[str, str]", self.client.hgetall(self._job(job_id)))  # decoded
         if not raw:
             return None
         return assemble(job_id, {k: json.loads(v) for k, v in raw.items()})
@@ -330,7 +330,7 @@ class RedisJobStore:
 
     def recall(self, name: str) -> str | None:
         with self._errors():
-            return self.client.get(self._req(name))
+            return cast("str | None", self.client.get(self._req(name)))  # decoded
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -455,7 +455,7 @@ class FileJobStore:
             self._write(path, data)
             return data[field]
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
         with self._locked():
             data = self._read(self._path("jobs", job_id))
         return None if data is None else assemble(job_id, data)

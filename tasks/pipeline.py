@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from billiard.exceptions import WorkerLostError
@@ -47,6 +47,7 @@ from PIL import Image
 
 from config import routing
 from config.catalogue import get_spec
+from config.contracts import JobContext
 from config.outputs import content_type
 from pipeline.declared import Declared
 from pipeline.errors import IdPhotoError
@@ -156,7 +157,7 @@ class JobTask(Task):
 
 def _services(task: Task) -> Services:
     """The services of the task's app (`tasks.app.make_celery`; a pool child's own)."""
-    return task.app.idphoto_services  # type: ignore[attr-defined, no-any-return]
+    return task.app.idphoto_services
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def purge_intermediates(svc: Services, sha256: str) -> None:
     svc.store.delete_prefix(keys.matte_prefix(sha256))
 
 
-def _cleanup_deleted(svc: Services, ctx: dict[str, Any]) -> None:
+def _cleanup_deleted(svc: Services, ctx: JobContext) -> None:
     """The job's record is gone: remove its outputs, and its input if no other job uses it."""
     job_id = ctx["job_id"]
     logger.info("job %s no longer exists: stopping and cleaning up", job_id)
@@ -235,7 +236,7 @@ def _cleanup_deleted(svc: Services, ctx: dict[str, Any]) -> None:
         purge_intermediates(svc, ctx["sha256"])
 
 
-def _check_context(svc: Services, ctx: Any) -> dict[str, Any]:
+def _check_context(svc: Services, ctx: Any) -> JobContext:
     if not isinstance(ctx, dict) or ctx.get("v") != CONTEXT_VERSION or _job_id_of(ctx) is None:
         raise ValueError("malformed task context")
     keys.input_key(ctx["sha256"])  # validates the hash
@@ -243,12 +244,12 @@ def _check_context(svc: Services, ctx: Any) -> dict[str, Any]:
         raise ValueError(
             f"job wants model {ctx['model']!r}, this worker has {svc.settings.segment_model!r}"
         )
-    return ctx
+    return cast(JobContext, ctx)  # checked above: its version, job id, hash and model
 
 
 @contextmanager
 def _stage(
-    task: Task, ctx: dict[str, Any], stage: str, state: str, *, announce: bool
+    task: Task, ctx: JobContext, stage: str, state: str, *, announce: bool
 ) -> Iterator[dict[str, Any]]:
     """Run the stage's body and keep its record (worker, timestamps, duration, CPU, status).
 
@@ -280,7 +281,7 @@ def _stage(
         "status": "running",
     }
     if announce:
-        fields = {f"stage.{k}": v for k, v in _finished_stages(ctx).items()}
+        fields: dict[str, Any] = {f"stage.{k}": v for k, v in _finished_stages(ctx).items()}
         fields.update(
             {"state": state, f"ts.{state}": now, "updated_at": now, f"stage.{stage}": info}
         )
@@ -326,7 +327,7 @@ def _stage(
 # -- the stages ----------------------------------------------------------------------------------
 
 
-def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+def run_segment(task: Task, ctx: JobContext) -> JobContext:
     """Detect the face (fails fast: no face, several faces...), then the coarse mask."""
     from pipeline import stages
 
@@ -364,7 +365,7 @@ def run_segment(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     return ctx
 
 
-def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+def run_matte_refine(task: Task, ctx: JobContext) -> JobContext:
     """Coarse mask -> matte (RGBA: foreground colour + refined alpha) at region resolution.
 
     The matte is what stays (`keys.matte_key`, compact); the coarse mask and the region, which
@@ -410,7 +411,7 @@ def run_matte_refine(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     return ctx
 
 
-def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+def run_composite(task: Task, ctx: JobContext) -> JobContext:
     """Matte + analysis -> the photo, print sheet, cut-out and report, for one spec and
     background (the only work a recomposition does)."""
     from pipeline import encode, stages
@@ -474,7 +475,7 @@ def run_composite(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
     return {**ctx, "outputs": outputs, "report": comp.report}
 
 
-def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+def run_store(task: Task, ctx: JobContext) -> dict[str, str]:
     """Commit: publish the outputs and the report composite handed on in the record, mark the
     job done and remember the request (one write; nothing is read back from the store)."""
     svc = _services(task)
@@ -518,7 +519,7 @@ def run_store(task: Task, ctx: dict[str, Any]) -> dict[str, Any]:
 
 def register_tasks(app: Celery) -> None:
     """Register the pipeline tasks, under their wire names, on ``app``."""
-    settings = app.idphoto_settings  # type: ignore[attr-defined]
+    settings = app.idphoto_settings
     opts: dict[str, Any] = {
         "bind": True,
         "shared": False,  # never registered on other apps (the closures hold this app's settings)
@@ -531,19 +532,19 @@ def register_tasks(app: Celery) -> None:
     }
 
     @app.task(name=routing.SEGMENT, **opts)
-    def segment(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    def segment(self: Task, ctx: JobContext) -> JobContext:
         return run_segment(self, ctx)
 
     @app.task(name=routing.MATTE_REFINE, **opts)
-    def matte_refine(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    def matte_refine(self: Task, ctx: JobContext) -> JobContext:
         return run_matte_refine(self, ctx)
 
     @app.task(name=routing.COMPOSITE, **opts)
-    def composite(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    def composite(self: Task, ctx: JobContext) -> JobContext:
         return run_composite(self, ctx)
 
     @app.task(name=routing.STORE, **opts)
-    def store(self: Task, ctx: dict[str, Any]) -> dict[str, Any]:
+    def store(self: Task, ctx: JobContext) -> dict[str, str]:
         return run_store(self, ctx)
 
     @app.task(name=routing.FAIL_JOB, shared=False)
@@ -552,4 +553,4 @@ def register_tasks(app: Celery) -> None:
         child, or the worker's parent for a lost child or a hard time limit)."""
         args = getattr(request, "args", None) or ()
         stage = STAGE_OF_TASK.get(getattr(request, "task", None) or "")
-        fail_job(app.idphoto_services, args[0] if args else None, exc, stage)  # type: ignore[attr-defined]
+        fail_job(app.idphoto_services, args[0] if args else None, exc, stage)

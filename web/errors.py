@@ -31,6 +31,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from pipeline.errors import (
     BadParameter,
@@ -186,7 +187,7 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in details.items() if isinstance(v, str | int | float | bool | None)}
 
 
-def _handle_http_error(exc: HTTPException) -> Response:
+def _handle_http_error(exc: HTTPException) -> BaseResponse:
     status = exc.code or 500
     if status < 400:  # a redirect raised as an exception is not an error
         return exc.get_response()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from config.catalogue import MAX_SPEC_CHARS
+from config.contracts import STAGES as STAGE_NAMES
+from config.contracts import STATES, Verdict
 from config.outputs import OUTPUTS
 from pipeline.composite import MAX_BACKGROUND_CHARS
-from tasks.jobstore import STAGES as STAGE_NAMES
-from tasks.jobstore import STATES
 
 JOB_STATES = list(STATES)
 #: The longest ``options`` JSON a request may send (a few flags and a sheet name).
@@ -145,7 +145,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                             "mode": {"type": "string", "enum": ["check"]},
                                             "verdict": {
                                                 "type": "string",
-                                                "enum": ["pass", "fail", "review"],
+                                                "enum": list(get_args(Verdict)),
                                             },
                                             "failed": {
                                                 "type": "array",

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from config.colours import NAMED_COLOURS
+from config.contracts import Check, Report
 from web.i18n import COLOUR_NAMES, colour_name
 
 #: A hex value the report gives -> the colour's name, for the colours the form offers.
@@ -136,7 +137,7 @@ def _colours(limit: Any) -> str:
     return _(", ").join(colour_name(str(n)) for n in names if n)
 
 
-def _checked_file(cid: str, check: dict[str, Any]) -> tuple[str, str] | None:
+def _checked_file(cid: str, check: Check) -> tuple[str, str] | None:
     """Sentences for a photo checked as it is (check mode): what to change in the file itself,
     not "try again", which is for a photo this service made."""
     value, limit = check.get("value"), check.get("limit")
@@ -165,7 +166,7 @@ def _checked_file(cid: str, check: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _sentences(
-    check: dict[str, Any],
+    check: Check,
     height_mm: float | None,
     *,
     checked: bool = False,
@@ -384,7 +385,7 @@ def _sentences(
 
 
 def describe(
-    report: dict[str, Any] | None,
+    report: Report | None,
     height_mm: float | None = None,
     declared: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from markupsafe import Markup, escape
 
 from config.catalogue import COUNTRY_NAMES, list_specs, parse_spec_arg
 from config.colours import NAMED_COLOURS
+from config.contracts import JobRecord, Report
 from pipeline.errors import IdPhotoError
 from web import i18n
 from web.api import admit, read_photo, submit
@@ -243,7 +244,7 @@ def _declarations(form: Any) -> dict[str, Any]:
 
 
 def _check_page(
-    report: dict[str, Any] | None = None,
+    report: Report | None = None,
     spec: Any = None,
     error: str | None = None,
     values: dict[str, str] | None = None,
@@ -358,20 +359,20 @@ def _has_file(name: str) -> bool:
     return bool(upload and upload.filename)
 
 
-def _record(job_id: str) -> dict[str, Any] | None:
+def _record(job_id: str) -> JobRecord | None:
     if not _JOB_ID.match(job_id):
         return None
     return _jobs().get_job(services(), job_id)
 
 
-def _spec_of(record: dict[str, Any]) -> Any | None:
+def _spec_of(record: JobRecord) -> Any | None:
     try:
         return parse_spec_arg(str(record.get("spec") or ""))
     except IdPhotoError:
         return None
 
 
-def _progress(record: dict[str, Any]) -> dict[str, Any]:
+def _progress(record: JobRecord) -> dict[str, Any]:
     stages = record.get("stages") or {}
     job_state = str(record.get("state") or "queued")
     rows, left = [], 0.0
