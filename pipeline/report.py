@@ -86,6 +86,19 @@ SHOULDERS_MIN = 0.1
 # Below this the photo shows a floating head (the corpus's lost bodies: 0.00-0.02; every ok photo
 # 0.53 or more): no examiner takes it, so it fails rather than asks for a look.
 SHOULDERS_FAIL = 0.05
+# Cut-out certainty: the share of the body (below the chin, inside the silhouette, farther than
+# CUTOUT_EDGE_IED eye distances from its edge, where a matte has no hair or edge to be soft about)
+# that the cut-out holds only part-way (alpha strictly between CUTOUT_SOFT and 1 - CUTOUT_SOFT).
+# There the segmentation was unsure: the clothes come out see-through, ghosted or with background
+# kept (a rod, a caption, a car), and no band notices. On the development corpus (us-passport,
+# icao-35x45 and cn-1inch outputs, 60 photos each): the median is 0.0000; every photo above 0.015
+# shows it on its contact sheet (a caption kept, 0.50-0.71; a see-through jacket, 0.08-0.22; a
+# ghosted sweater and a curtain rod, 0.06-0.08; a blue letterbox bar and green fringe, 0.034; a
+# car and a ghosted shoulder, 0.017; white patches, 0.016-0.018; an app filter's dark smear,
+# 0.025), and the highest clean photo reads 0.0097 (1.5x below). A person should look: review.
+CUTOUT_EDGE_IED = 0.25
+CUTOUT_SOFT = 0.15
+CUTOUT_UNCERTAIN_MAX = 0.015
 # Under/over-exposure (in the spirit of OFIQ's Under/OverExposurePrevention): the fraction of
 # face pixels crushed to black or clipped to white. Advisory.
 DARK_LUMA = 0.05
@@ -259,6 +272,22 @@ def face_sharpness(luma: np.ndarray, alpha: np.ndarray, kp: Mapping[str, Point])
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1)
     contrast = float(g[sel].var())
     return float(lap[sel].var()) / max(contrast, 1.0)
+
+
+def cutout_uncertainty(alpha: np.ndarray, chin_y: float, eye_distance: float) -> float | None:
+    """The share of the body's inside that the cut-out holds only part-way (see
+    CUTOUT_UNCERTAIN_MAX), or None where too little body is in the photo to say."""
+    envelope = (alpha >= 0.1).astype(np.uint8)
+    inside = cv2.distanceTransform(envelope, cv2.DIST_L2, 3) > max(
+        2.0, CUTOUT_EDGE_IED * eye_distance
+    )
+    inside[: max(0, int(math.ceil(chin_y)))] = False
+    n = int(inside.sum())
+    if n < 0.01 * alpha.size:
+        return None
+    body = alpha[inside]
+    soft = (body > CUTOUT_SOFT) & (body < 1.0 - CUTOUT_SOFT)
+    return float(soft.sum()) / n
 
 
 def face_exposure(
@@ -577,6 +606,21 @@ def _image_checks(
             REQUIRED if bottom < SHOULDERS_FAIL else REVIEW,
         )
     )
+    chin, ied = measures.get("chin_y_px"), measures.get("eye_distance_px")
+    if background.kind != "transparent" and chin is not None and ied:
+        unsure = cutout_uncertainty(a, float(chin), float(ied))
+        if unsure is not None:
+            measures["cutout_uncertain"] = round(unsure, 4)
+            out.append(
+                _check(
+                    "cutout_uncertain",
+                    round(unsure, 4),
+                    CUTOUT_UNCERTAIN_MAX,
+                    unsure <= CUTOUT_UNCERTAIN_MAX,
+                    "fraction",
+                    REVIEW,
+                )
+            )
     if kp is None:
         return out
     sharp = face_sharpness(luma, a, kp)

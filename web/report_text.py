@@ -303,6 +303,19 @@ def _sentences(
                 "shows more of your shoulders (step back from the camera)."
             ),
         )
+    if cid == "cutout_uncertain":
+        return (
+            _(
+                "The cut-out was unsure of %(value)s of your clothes (a look is advised above "
+                "%(limit)s): they may look see-through, or keep a piece of the old background.",
+                value=_pct(value),
+                limit=_pct(limit),
+            ),
+            _(
+                "Look at your clothes and the background around them. If they look wrong, take "
+                "the photo again in front of a plain wall, in clothes that stand out from it."
+            ),
+        )
     if cid == "metadata_stripped":
         return (
             _("Camera data (location, device) removed from the file."),

