@@ -76,6 +76,7 @@ class Result:
     failed: list[str] = field(default_factory=list)
     review: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)  # check -> passed, for a produced photo
+    values: dict[str, float] = field(default_factory=dict)  # check -> its measured number
     measured: dict[str, Any] | None = None
     own: dict[str, float] | None = None  # the pipeline's own crown/chin/eye rows (its report)
     photo: str = ""
@@ -228,6 +229,11 @@ class Runner:
                     failed=list(comp.report["failed"]),
                     review=list(comp.report.get("review", [])),
                     checks={c["check"]: bool(c["pass"]) for c in comp.report["checks"]},
+                    values={
+                        c["check"]: float(c["value"])
+                        for c in comp.report["checks"]
+                        if isinstance(c["value"], int | float) and not isinstance(c["value"], bool)
+                    },
                     measured=m.to_dict(),
                     own={k: comp.report["measures"].get(f"{k}_px") for k in OWN},
                     photo=str(dest),
@@ -441,6 +447,12 @@ FLAGS_AGAINST_RULES = frozenset(
 )
 
 
+#: Flags of photos that are not clean for what the photo is, whatever the person does: several
+#: people, or the top of the head or the chin cut by the frame (`either` rows: refusing them is
+#: right, and no examiner's check is at stake when they are refused).
+FLAGS_NOT_CLEAN = frozenset({"multiple", "crown_cut", "crown_touching", "chin_cut"})
+
+
 def _breaks(row: corpus.Row, spec: PhotoSpec) -> dict[str, bool]:
     """Which of the spec's rules the labelled photo breaks, by the check that should see it."""
     rules = spec.rules
@@ -477,7 +489,9 @@ def print_examiner(by_spec: dict[str, list[Result]], rows: dict[str, corpus.Row]
                 breaks = _breaks(row, spec)
                 broken = any(breaks.values()) or bool(row.flags & FLAGS_AGAINST_RULES)
                 clean = (
-                    not broken and _label(row, "pose") == "frontal" and "multiple" not in row.flags
+                    not broken
+                    and _label(row, "pose") == "frontal"
+                    and not row.flags & FLAGS_NOT_CLEAN
                 )
                 passed = r.status == "produced" and r.verdict == "pass"
                 if broken:
