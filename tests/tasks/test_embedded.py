@@ -4,6 +4,7 @@ a real worker process, local storage and file job records; and the explicit eage
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 import uuid
@@ -140,6 +141,10 @@ def test_a_second_composite_of_a_job_stores_each_output_once(tmp_path: Path) -> 
     before = files()
     again = app.tasks[COMPOSITE].apply(args=(dict(ctx),)).get()  # the job is not done yet
     assert again["outputs"] == handed["outputs"]
+    # What it hands to store is what the first attempt stored: the report is a function of the
+    # matte and the request only (no timings or worker in it), so the record matches the file.
+    stored_report = json.loads(services.store.get(handed["outputs"]["report"]))
+    assert again["report"] == handed["report"] == stored_report
     assert again["stages"]["composite"]["outputs_kept"] == len(stored)
     assert files() == before, "a second attempt rewrote the outputs"
     app.tasks[STORE].apply(args=(handed,)).get()
