@@ -466,8 +466,16 @@ def _breaks(row: corpus.Row, spec: PhotoSpec) -> dict[str, bool]:
         if forbidden
         else glasses == "sunglasses",
         "head_covering": _label(row, "head_covering") == "1",
-        "yaw": _label(row, "pose") in ("turned", "profile", "back"),
+        # the label says turned (yaw), looking up or down (pitch) or away: either pose check
+        "pose": _label(row, "pose") in ("turned", "profile", "back"),
     }
+
+
+def _fired(r: Result, check: str) -> bool | None:
+    """Whether the check behind a label did not pass (None: the report has no such check)."""
+    names = ("yaw", "pitch") if check == "pose" else (check,)
+    found = [r.checks[n] for n in names if n in r.checks]
+    return None if not found else not all(found)
 
 
 def print_examiner(by_spec: dict[str, list[Result]], rows: dict[str, corpus.Row]) -> dict:
@@ -503,9 +511,9 @@ def print_examiner(by_spec: dict[str, list[Result]], rows: dict[str, corpus.Row]
                 if r.status != "produced":
                     continue
                 for check, positive in breaks.items():
-                    if check not in r.checks:
+                    fired = _fired(r, check)
+                    if fired is None:
                         continue
-                    fired = not r.checks[check]
                     s = stats.setdefault(check, [0, 0, 0, 0])
                     s[0 if positive and fired else 1 if positive else 3 if fired else 2] += 1
         fam = {
