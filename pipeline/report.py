@@ -96,9 +96,13 @@ SHOULDERS_FAIL = 0.05
 # ghosted sweater and a curtain rod, 0.06-0.08; a blue letterbox bar and green fringe, 0.034; a
 # car and a ghosted shoulder, 0.017; white patches, 0.016-0.018; an app filter's dark smear,
 # 0.025), and the highest clean photo reads 0.0097 (1.5x below). A person should look: review.
+# Above CUTOUT_UNCERTAIN_FAIL it fails: all four photos seen above it (the three corpus ones
+# above, and a portrait printed inside a badge that kept the badge's caption, 0.08) are unusable,
+# and the next one down reads 0.034.
 CUTOUT_EDGE_IED = 0.25
 CUTOUT_SOFT = 0.15
 CUTOUT_UNCERTAIN_MAX = 0.015
+CUTOUT_UNCERTAIN_FAIL = 0.05
 # Under/over-exposure (in the spirit of OFIQ's Under/OverExposurePrevention): the fraction of
 # face pixels crushed to black or clipped to white. Advisory.
 DARK_LUMA = 0.05
@@ -618,7 +622,7 @@ def _image_checks(
                     CUTOUT_UNCERTAIN_MAX,
                     unsure <= CUTOUT_UNCERTAIN_MAX,
                     "fraction",
-                    REVIEW,
+                    REQUIRED if unsure > CUTOUT_UNCERTAIN_FAIL else REVIEW,
                 )
             )
     if kp is None:

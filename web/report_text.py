@@ -108,8 +108,8 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
 
 
-def _pct(value: Any) -> str:
-    return _num(float(value) * 100, 0) + "%" if isinstance(value, int | float) else str(value)
+def _pct(value: Any, digits: int = 0) -> str:
+    return _num(float(value) * 100, digits) + "%" if isinstance(value, int | float) else str(value)
 
 
 def _band_text(value: Any, limit: Any, height_mm: float | None) -> dict[str, str]:
@@ -306,10 +306,10 @@ def _sentences(
     if cid == "cutout_uncertain":
         return (
             _(
-                "The cut-out was unsure of %(value)s of your clothes (a look is advised above "
-                "%(limit)s): they may look see-through, or keep a piece of the old background.",
-                value=_pct(value),
-                limit=_pct(limit),
+                "The cut-out was unsure of %(value)s of your clothes (at most %(limit)s): they may "
+                "look see-through, or keep a piece of the old background.",
+                value=_pct(value, 1),
+                limit=_pct(limit, 1),
             ),
             _(
                 "Look at your clothes and the background around them. If they look wrong, take "

