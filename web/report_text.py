@@ -306,14 +306,14 @@ def _sentences(
     if cid == "cutout_uncertain":
         return (
             _(
-                "The cut-out was unsure of %(value)s of your clothes (at most %(limit)s): they may "
-                "look see-through, or keep a piece of the old background.",
+                "Clothes the cut-out held only part-way: %(value)s (at most %(limit)s).",
                 value=_pct(value, 1),
                 limit=_pct(limit, 1),
             ),
             _(
-                "Look at your clothes and the background around them. If they look wrong, take "
-                "the photo again in front of a plain wall, in clothes that stand out from it."
+                "Look at your clothes and around them: they may look see-through, or keep a piece "
+                "of the old background. If so, take the photo again in front of a plain wall, in "
+                "clothes that stand out from it."
             ),
         )
     if cid == "metadata_stripped":
