@@ -17,7 +17,21 @@ from typing import Any
 
 import pytest
 
+from tests import hygiene
+
 _REPO = Path(__file__).resolve().parents[1]
+hygiene.mark()  # everything this run starts carries its token
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Clear what an interrupted earlier run left: its processes and its RabbitMQ vhosts."""
+    killed = hygiene.reap()
+    stale = (
+        hygiene.delete_stale_vhosts() if _reachable(5672) and shutil.which("rabbitmqctl") else []
+    )
+    if killed or stale:
+        print(f"\nleft by an interrupted run: killed {len(killed)} processes, {len(stale)} vhosts")
+
 
 # --- storage: a real S3 server (Ceph radosgw) and one store per backend ------------------------
 
@@ -77,11 +91,11 @@ def free_ports(count: int) -> list[int]:
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One radosgw for the whole session, on free ports, stopped at the end.
 
-    Skipped only when radosgw is not installed (``make system-deps`` installs it); any failure to
-    start is a test error, with the daemon's log in the message.
+    A missing radosgw (``make system-deps`` installs it) or any failure to start is a test error,
+    with the daemon's log in the message: no S3 test is ever skipped.
     """
     if shutil.which("radosgw") is None:
-        pytest.skip(
+        pytest.fail(
             "Ceph radosgw is not installed: run `make system-deps` "
             "(apt-get install radosgw ceph-mon ceph-osd)"
         )
@@ -183,11 +197,11 @@ def rabbitmq_vhost() -> Iterator[Any]:
     call, all deleted at the end, so leftover messages and queues of other runs (or of other
     tests' workers) never meet a test's workers."""
     if shutil.which("rabbitmqctl") is None or not _reachable(5672):
-        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672: run tools/services.sh")
+        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672: run tools/services.sh")
     created: list[str] = []
 
     def make() -> str:
-        vhost = f"idphoto-test-{uuid.uuid4().hex[:10]}"
+        vhost = hygiene.vhost_name("test")
         _rabbitmqctl("add_vhost", vhost)
         created.append(vhost)
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
@@ -212,7 +226,7 @@ def rabbitmq_url(rabbitmq_vhost: Any) -> str:
 def redis_url() -> str:
     """The local Redis (database 0); tests namespace their keys with a random prefix."""
     if not _reachable(6379):
-        pytest.skip("Redis is not running on 127.0.0.1:6379: run tools/services.sh")
+        pytest.fail("Redis is not running on 127.0.0.1:6379: run tools/services.sh")
     return "redis://127.0.0.1:6379/0"
 
 

@@ -68,7 +68,7 @@ def grace() -> Path:
     try:
         return sample_path("grace_hopper")
     except FileNotFoundError:
-        pytest.skip("matplotlib's grace_hopper sample is not installed")
+        pytest.fail("matplotlib's grace_hopper sample is not installed (a test dependency)")
 
 
 def _jpeg(img: Image.Image, **kw) -> bytes:

@@ -48,7 +48,7 @@ def portrait() -> Image.Image:
     try:
         path = sample_path("grace_hopper")
     except FileNotFoundError:
-        pytest.skip("matplotlib sample not installed")
+        pytest.fail("matplotlib's grace_hopper sample is not installed (a test dependency)")
     with Image.open(path) as img:
         return img.convert("RGB")
 

@@ -67,7 +67,7 @@ def prepared(detector, segmenter) -> Callable[[str], tuple[Analysis, Image.Image
         try:
             data = sample_path(name).read_bytes()
         except FileNotFoundError:
-            pytest.skip(f"sample {name} is not installed")
+            pytest.fail(f"sample {name} is not installed (a test dependency)")
         return _prepare_bytes(data, detector, segmenter)
 
     return prepare
@@ -225,7 +225,7 @@ def tilted(detector, segmenter) -> tuple[float, float, Analysis, Image.Image]:
     try:
         path = sample_path("grace_hopper")
     except FileNotFoundError:
-        pytest.skip("matplotlib's grace_hopper sample is not installed")
+        pytest.fail("matplotlib's grace_hopper sample is not installed (a test dependency)")
     with Image.open(path) as im:
         rgb = im.convert("RGB")
     turned = rgb.rotate(

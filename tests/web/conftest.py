@@ -34,6 +34,7 @@ from idphoto.samples import sample_path
 from idphoto.serve import settings_environ
 from storage import make_store
 from tests.conftest import S3Server, free_ports
+from tests.hygiene import vhost_name
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -65,9 +66,8 @@ class Vhosts:
 @pytest.fixture(scope="session")
 def vhosts() -> Iterator[Vhosts]:
     if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed (the web tests make their own vhosts)")
-    tag = uuid.uuid4().hex[:8]
-    names = Vhosts(stack=f"idphoto-web-{tag}", backlog=f"idphoto-web-backlog-{tag}")
+        pytest.fail("rabbitmqctl is not installed (the web tests make their own vhosts)")
+    names = Vhosts(stack=vhost_name("web"), backlog=vhost_name("web-backlog"))
     _wait_all([_rabbitmqctl("add_vhost", n) for n in (names.stack, names.backlog)], "add_vhost")
     _wait_all(
         [
