@@ -14,7 +14,6 @@ rabbit_answers() {
 }
 
 start_rabbit() {
-  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # room for many workers' connections
   rabbitmq-server -detached
   for _ in $(seq 90); do port_open 5672 && break; sleep 1; done
   timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 || true
