@@ -150,6 +150,8 @@ class Runner:
         if self.masks is not None:
             choice = getattr(self.segmenter, "choice", None)
             model = Path(getattr(choice, "path", "") or self.settings.segment_model).stem
+            if getattr(choice, "fallback", None) is not None:
+                model += "+fp32"  # int8+fp32: another mask than int8's alone
             key = hashlib.sha256(region.tobytes()).hexdigest()[:24]
             level = (
                 f"-r{face.roll_deg:.2f}" if abs(face.roll_deg) > stages.LEVEL_FOR_MODEL_DEG else ""
@@ -589,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\nmeasured by {runner.measurer.method} (band tolerance {BAND_TOL} H); "
         f"{len(rows)} photos x {len(specs)} specs in {wall:.0f} s "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in runner.seconds.items())})"
+    )
+    seg = runner.segmenter
+    print(
+        f"segmentation: {seg.precision} ({seg.describe().get('file', seg.model)}), "
+        f"{seg.runs} masks made, {seg.reruns} of them again in fp32"
     )
     print(f"contact sheets and eval.json in {args.out}")
     return 0

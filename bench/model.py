@@ -11,7 +11,9 @@ and worst pass the gate (`modelderive.GATE_*`) over the photos the segment stage
 (`modelderive.segment_input`; every photo's numbers are shown too); smaller inputs are the fp32 model run at that
 size, its mask compared at 1024. Speed: the first ``--timed`` photos, each model in turn in the
 same process with the same intra-op threads, the median of ``--runs`` runs after a warm-up;
-``ratio`` is a model's time over the fetched model's.
+``ratio`` is a model's time over the fetched model's. ``int8+fp32`` (what a worker on a VNNI/AMX
+CPU runs, `pipeline.segment.cascade`) is int8's mask, or fp32's where int8's is unsure: its IoU
+per photo follows, and its time is int8's plus fp32's times the share of photos made again.
 """
 
 from __future__ import annotations
@@ -44,8 +46,20 @@ from idphoto.modelderive import (  # noqa: E402
     with_input_size,
 )
 from pipeline.detect import FaceDetector  # noqa: E402
-from pipeline.runtime import ISNET_FILES, choose_isnet, cpu_flags, session_options  # noqa: E402
-from pipeline.segment import ISNET_INPUT, isnet_input  # noqa: E402
+from pipeline.runtime import (  # noqa: E402
+    CASCADE,
+    ISNET_FILES,
+    choose_isnet,
+    cpu_flags,
+    session_options,
+)
+from pipeline.segment import (  # noqa: E402
+    CASCADE_UNSURE_SHARE,
+    ISNET_INPUT,
+    isnet_input,
+    isnet_output,
+    unsure_share,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "model.json"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -82,6 +96,23 @@ def _summary(ious: list[float]) -> dict[str, Any]:
         "p10": round(float(np.percentile(arr, 10)), 4),
         "below_0.97": int((arr < 0.97).sum()),
         "passes_gate": passes_gate(ious),
+    }
+
+
+def _cascade_summary(
+    per_photo: list[dict[str, Any]], given: set[str], speed: dict[str, float]
+) -> dict[str, Any]:
+    rows = [r for r in per_photo if r["photo"] in given and CASCADE in r]
+    if not rows:
+        return {}
+    share = sum(r["fp32_again"] for r in rows) / len(rows)
+    s_per_photo = speed["int8"] + share * speed["fp32"]
+    return {
+        "iou_vs_fp32": _summary([r[CASCADE] for r in rows]),
+        "fp32_again_share": round(share, 3),
+        "model_s_per_photo": round(s_per_photo, 3),
+        "ratio_to_fetched": round(s_per_photo / speed["fp16"], 3),
+        "ratio_to_fp32": round(s_per_photo / speed["fp32"], 3),
     }
 
 
@@ -176,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 if v
             },
             "iou_vs_fp32_all_photos": {k: _summary(v) for k, v in ious.items() if v},
+            # int8+fp32 (pipeline.segment.cascade): its time per photo is int8's plus fp32's
+            # on the share of the gate photos whose int8 mask is unsure (made again)
+            CASCADE: _cascade_summary(per_photo, given, speed),
             "per_photo": per_photo,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -184,13 +218,23 @@ def main(argv: list[str] | None = None) -> int:
 
     # Quality: every photo, every model against fp32 at 1024.
     per_photo: list[dict[str, Any]] = []
+    cascade_ious: list[float] = []
     for i, (name, region) in enumerate(inputs):
         ref = _run(sessions["fp32"], isnet_input(region))
         row: dict[str, Any] = {"photo": name, "given_to_model": name in given}
+        int8_out = None
         for key in ious:
-            iou = mask_iou(_run(sessions[key], isnet_input(region, size_of(key))), ref)
+            out = _run(sessions[key], isnet_input(region, size_of(key)))
+            int8_out = out if key == "int8" else int8_out
+            iou = mask_iou(out, ref)
             ious[key].append(iou)
             row[key] = round(iou, 4)
+        if int8_out is not None:  # int8+fp32: fp32's own mask where int8's is unsure
+            again = unsure_share(isnet_output(int8_out)) >= CASCADE_UNSURE_SHARE
+            row["int8_unsure"] = round(unsure_share(isnet_output(int8_out)), 4)
+            row["fp32_again"] = bool(again)
+            cascade_ious.append(1.0 if again else ious["int8"][-1])
+            row[CASCADE] = round(cascade_ious[-1], 4)
         per_photo.append(row)
         write(per_photo)
         print(f"[{i + 1}/{len(inputs)}] {row}", file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ def _bool(value: str) -> bool:
 
 #: The settings that take one of a fixed set of values (checked in `Settings.__post_init__`).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "segment_precision": ("auto", "int8", "fp32", "fp16", "fetched"),
+    "segment_precision": ("auto", "int8", "int8+fp32", "fp32", "fp16", "fetched"),
     "device": ("auto", "cpu", "cuda"),
     "storage": ("local", "s3"),
     "job_store": ("auto", "redis", "file"),
@@ -41,7 +41,7 @@ class Settings:
     # Which ISNet file a worker runs: auto = int8 on a CPU with AVX-512 VNNI or AMX, fp32 on
     # other CPUs, the fetched fp16 model on CUDA; or force one (fp32 also simulates a CPU
     # without VNNI/AMX). fetched = fp16 = the model as fetched (fp16 weights cast on a CPU).
-    segment_precision: str = "auto"  # auto | int8 | fp32 | fp16 | fetched
+    segment_precision: str = "auto"  # auto | int8 | int8+fp32 | fp32 | fp16 | fetched
     device: str = "auto"  # auto | cpu | cuda
     ort_threads: int = 0  # intra-op threads per model session; 0 = the process's share of cores
     # ONNX Runtime's intra-op threads spin between operators; off where the model shares its

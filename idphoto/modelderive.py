@@ -329,7 +329,8 @@ def file_precision(path: Path) -> str:
 def model_table(settings: Settings) -> list[dict[str, Any]]:
     """Every model (fetched and derived): name, path, sha256 (None where the file is missing or
     does not match), precision, execution provider, and ``selected``: loaded by a CPU segment
-    worker on this machine with these settings (the detectors always; one ISNet file)."""
+    worker on this machine with these settings (the detectors always; one ISNet file, or the
+    int8 and fp32 files for ``int8+fp32``)."""
     cpu_choice = choose_isnet(
         settings.models_dir, precision=settings.segment_precision, device="cpu"
     )
@@ -351,7 +352,7 @@ def model_table(settings: Settings) -> list[dict[str, Any]]:
                     if is_isnet and item.filename == ISNET_FILES["fp16"]
                     else "CPUExecutionProvider"
                 ),
-                "selected": (path == cpu_choice.path) if is_isnet else True,
+                "selected": (path in (cpu_choice.path, cpu_choice.fallback)) if is_isnet else True,
             }
         )
     return rows

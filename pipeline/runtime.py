@@ -9,7 +9,9 @@ worker was given.
 Which precision of a model a worker runs is chosen here too (`choose_precision`): int8 only where
 the CPU has the dot-product instructions ONNX Runtime's int8 kernels are fast with (AVX-512 VNNI,
 AMX); without them the u8s8 kernels are no win and can saturate, so fp32 there; on CUDA the
-fetched fp16 model, which the GPU runs natively.
+fetched fp16 model, which the GPU runs natively. An int8 file that fails the quality gate alone
+but passes it with the fp32 file behind it runs as ``int8+fp32``: int8 first, and fp32 again on
+the photos whose int8 mask is unsure (`pipeline.segment.cascade`).
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def active_provider(session: ort.InferenceSession) -> str:
 
 #: /proc/cpuinfo flags that make ONNX Runtime's int8 convolutions fast (u8s8 dot products).
 INT8_CPU_FLAGS = ("avx512_vnni", "amx_int8")
-PRECISIONS = ("auto", "int8", "fp32", "fp16", "fetched")
+#: int8 first, fp32 again where the int8 mask is unsure (pipeline.segment.cascade)
+CASCADE = "int8+fp32"
+PRECISIONS = ("auto", "int8", CASCADE, "fp32", "fp16", "fetched")
 
 
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
@@ -87,11 +91,13 @@ def choose_precision(
     flags: frozenset[str] | None = None,
     *,
     int8_passes_gate: bool | None = None,
+    cascade_passes_gate: bool | None = None,
 ) -> tuple[str, str]:
     """``(precision, reason)`` a session on ``provider`` runs: ``fp16`` (the fetched model),
-    ``fp32`` or ``int8``. ``requested`` other than ``auto`` is obeyed as it is; ``auto`` runs
-    int8 only where the CPU has the instructions and the int8 file passed the quality gate
-    (``int8_passes_gate``, default: what `config.models` records for it)."""
+    ``fp32``, ``int8`` or ``int8+fp32``. ``requested`` other than ``auto`` is obeyed as it is;
+    ``auto`` runs int8 only where the CPU has the instructions and the int8 file passed the
+    quality gate, alone (``int8_passes_gate``) or with fp32 again on its unsure masks
+    (``cascade_passes_gate``; both default to what `config.models` records)."""
     if requested not in PRECISIONS:
         raise ValueError(f"segment precision must be one of {PRECISIONS}, got {requested!r}")
     if requested == "fetched":
@@ -102,10 +108,18 @@ def choose_precision(
         return "fp16", "CUDA runs the fetched fp16 model natively"
     have = sorted(set(INT8_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
     if have:
+        int8 = DERIVED["isnet-imgly-medium-int8"]
         if int8_passes_gate is None:
-            int8_passes_gate = DERIVED["isnet-imgly-medium-int8"].passes_gate
+            int8_passes_gate = int8.passes_gate
+        if cascade_passes_gate is None:
+            cascade_passes_gate = int8.passes_gate_with_fp32
         if int8_passes_gate:
             return "int8", f"CPU has {'+'.join(have)}"
+        if cascade_passes_gate:
+            return CASCADE, (
+                f"CPU has {'+'.join(have)}; the int8 model passes the quality gate only with "
+                "fp32 again on its unsure masks"
+            )
         return "fp32", f"CPU has {'+'.join(have)}, but the int8 model fails the quality gate"
     return "fp32", f"CPU has none of {'/'.join(INT8_CPU_FLAGS)}"
 
@@ -122,19 +136,23 @@ ISNET_FILES = {
 class IsnetChoice:
     """Which ISNet file a session runs, and why (shown in logs, /readyz, `models list`)."""
 
-    precision: str  # fp16 (as fetched) | fp32 | int8
+    precision: str  # fp16 (as fetched) | fp32 | int8 | int8+fp32
     path: Path
     provider: str
     reason: str
+    fallback: Path | None = None  # int8+fp32: the fp32 file run again on unsure masks
 
     def as_dict(self) -> dict[str, str]:
-        return {
+        out = {
             "model": DEFAULT_MODEL,
             "file": self.path.name,
             "precision": self.precision,
             "execution_provider": self.provider,
             "reason": self.reason,
         }
+        if self.fallback is not None:
+            out["fallback_file"] = self.fallback.name
+        return out
 
 
 def choose_isnet(
@@ -148,4 +166,13 @@ def choose_isnet(
     first = providers_for(device)[0]
     provider = first[0] if isinstance(first, tuple) else first
     chosen, reason = choose_precision(precision, provider, flags)
-    return IsnetChoice(chosen, Path(models_dir) / ISNET_FILES[chosen], provider, reason)
+    models_dir = Path(models_dir)
+    if chosen == CASCADE:
+        return IsnetChoice(
+            chosen,
+            models_dir / ISNET_FILES["int8"],
+            provider,
+            reason,
+            fallback=models_dir / ISNET_FILES["fp32"],
+        )
+    return IsnetChoice(chosen, models_dir / ISNET_FILES[chosen], provider, reason)

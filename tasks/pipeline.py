@@ -348,10 +348,14 @@ def run_segment(task: Task, ctx: JobContext) -> JobContext:
             info["detect_s"] = round(perf_counter() - began, 4)
         info["face_count"] = analysis.face_count
         began, cpu_began = perf_counter(), time.process_time()
+        reruns = svc.segmenter.reruns
         coarse = stages.segment(region, svc.segmenter, face=analysis.face)
         info["inference_s"] = round(perf_counter() - began, 4)
         info["inference_cpu_s"] = round(time.process_time() - cpu_began, 4)
         info["provider"] = svc.segmenter.provider
+        info["precision"] = svc.segmenter.precision
+        if svc.segmenter.reruns > reruns:  # int8+fp32: the int8 mask was unsure
+            info["fp32_again"] = True
         info["region_px"] = [int(region.shape[1]), int(region.shape[0])]
         svc.store.put(
             keys.analysis_key(sha, model),

@@ -146,7 +146,8 @@ class Services:
             segmenter.provider,
             os.getpid(),
             self.ort_threads,
-            info.get("file", s.segment_model),
+            info.get("file", s.segment_model)
+            + (f" + {info['fallback_file']}" if "fallback_file" in info else ""),
             info.get("precision", ""),
             info.get("reason", ""),
         )

