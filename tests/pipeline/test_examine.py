@@ -103,6 +103,32 @@ def test_sunglasses_fail_everywhere(mattes) -> None:
     assert "glasses" in us["failed"]
 
 
+@pytest.mark.parametrize(("darken", "level"), [(1.0, None), (0.45, "review"), (0.15, "required")])
+def test_dark_around_the_eyes_is_a_look_then_a_fail(photos, detector, landmarker, darken, level):
+    """A clean face with the skin around its eyes darkened: a little (as a shadow or a light
+    tint does) asks for a look, a lot (sunglasses) fails; untouched it passes."""
+    import cv2
+    import numpy as np
+
+    from pipeline.examine import examine
+    from pipeline.landmarks import FaceLandmarks
+
+    analysis, region = stages.analyse(photos[CLEAN[0]], detector, landmarker=landmarker)
+    lm = FaceLandmarks.from_dict(analysis.extra["landmarks"])
+    ied = float(np.hypot(*np.subtract(lm.right_iris, lm.left_iris)))
+    mask = np.zeros(region.shape[:2], np.uint8)
+    for iris in (lm.right_iris, lm.left_iris):
+        cv2.circle(mask, (round(iris[0]), round(iris[1])), round(0.32 * ied), 255, -1)
+    edited = region.copy()
+    edited[mask > 0] = (edited[mask > 0] * darken).astype(np.uint8)
+    checks, measures = examine(edited, lm, get_spec("schengen-visa").rules)
+    tint = [c for c in checks if c["check"] == "tinted_lenses"][0]
+    if level is None:
+        assert tint["pass"], measures
+    else:
+        assert not tint["pass"] and tint["level"] == level, (tint, measures)
+
+
 def test_glasses_are_refused_for_the_us_only(mattes) -> None:
     us = _report(mattes, "grace_hopper", "us-passport")
     assert "glasses" in us["failed"], us["measures"].get("glasses_bridge")
