@@ -67,7 +67,10 @@ _EXAMINER_TEXT = {
     "tinted_lenses": (
         lazy_gettext("No tinted lenses were seen."),
         lazy_gettext("Tinted lenses or sunglasses were seen."),
-        lazy_gettext("Take off tinted glasses and sunglasses."),
+        lazy_gettext(
+            "Take off tinted glasses and sunglasses; without any, light the face from the front "
+            "so that no shadow lies around the eyes."
+        ),
     ),
     "head_covering": (
         lazy_gettext("No head covering was seen."),
