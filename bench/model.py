@@ -230,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             ious[key].append(iou)
             row[key] = round(iou, 4)
         if int8_out is not None:  # int8+fp32: fp32's own mask where int8's is unsure
-            again = unsure_share(isnet_output(int8_out)) >= CASCADE_UNSURE_SHARE
-            row["int8_unsure"] = round(unsure_share(isnet_output(int8_out)), 4)
+            unsure = unsure_share(isnet_output(int8_out))
+            again = unsure >= CASCADE_UNSURE_SHARE
+            row["int8_unsure"] = round(unsure, 4)
             row["fp32_again"] = bool(again)
             cascade_ious.append(1.0 if again else ious["int8"][-1])
             row[CASCADE] = round(cascade_ious[-1], 4)

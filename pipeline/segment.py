@@ -121,10 +121,13 @@ class IsnetSession(DisCustomSession):
         sess.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0][0, 0]
 
-    def predict_array(self, rgb: np.ndarray) -> np.ndarray:
-        """Float32 mask in [0, 1] at the input's size."""
+    def predict_array(
+        self, rgb: np.ndarray, run: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Float32 mask in [0, 1] at the input's size; ``run`` (input tensor -> raw output,
+        default `run_tensor`) is what computes it (``int8+fp32``: `cascade`)."""
         h, w = rgb.shape[:2]
-        pred = isnet_output(self.run_tensor(isnet_input(rgb, self.input_size)))
+        pred = isnet_output((run or self.run_tensor)(isnet_input(rgb, self.input_size)))
         return cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def predict(self, img: Image.Image, *args, **kwargs) -> list[Image.Image]:
@@ -168,16 +171,18 @@ class Segmenter:
             }
         return {**self.choice.as_dict(), "execution_provider": self.provider}
 
+    def _run_cascade(self, x: np.ndarray) -> np.ndarray:
+        assert self.fallback is not None
+        raw, again = cascade(self.session.run_tensor, self.fallback.run_tensor, x)
+        self.reruns += again
+        return raw
+
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         self.runs += 1
         if isinstance(self.session, IsnetSession):
             if self.fallback is None:
                 return self.session.predict_array(rgb)
-            h, w = rgb.shape[:2]
-            x = isnet_input(rgb, self.session.input_size)
-            raw, again = cascade(self.session.run_tensor, self.fallback.run_tensor, x)
-            self.reruns += again
-            return cv2.resize(isnet_output(raw), (w, h), interpolation=cv2.INTER_LINEAR)
+            return self.session.predict_array(rgb, self._run_cascade)
         masks = self.session.predict(Image.fromarray(rgb))
         return np.asarray(masks[0].convert("L"), dtype=np.float32) / 255.0
 
